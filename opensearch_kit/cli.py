@@ -1,0 +1,106 @@
+"""The `opensearch-kit` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from opensearch_kit.client import DEFAULT_URL, Connection
+from opensearch_kit.errors import KitError
+from opensearch_kit.local_cluster import DEFAULT_HEAP, LocalCluster, default_cache
+from opensearch_kit.maven import MAVEN_REPO_ENV, MavenCache
+
+
+def emit(record: dict, as_json: bool, text: str) -> None:
+    """Print `record` as JSON for scripts, or `text` for people."""
+    click.echo(json.dumps(record, indent=2, ensure_ascii=False) if as_json else text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON record for scripts.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--url", envvar="OPENSEARCH_URL", default=DEFAULT_URL, show_default=True, help="Cluster URL (env OPENSEARCH_URL).")
+@click.option("--user", envvar="OPENSEARCH_USER", help="Basic-auth user (env OPENSEARCH_USER).")
+@click.option("--password", envvar="OPENSEARCH_PASSWORD", help="Basic-auth password (env OPENSEARCH_PASSWORD).")
+@click.option("--ca-certs", envvar="OPENSEARCH_CA_CERTS", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle for TLS verification.")
+@click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (not recommended).")
+@click.option("--aws-sigv4", is_flag=True, help="Sign requests with AWS SigV4 (needs boto3).")
+@click.pass_context
+def main(ctx: click.Context, url, user, password, ca_certs, insecure, aws_sigv4) -> None:
+    """Hugging Face retrieval models into OpenSearch: export, deploy, index, search, evaluate."""
+    ctx.obj = Connection(url, user, password, ca_certs, insecure, aws_sigv4)
+
+
+@main.group()
+def cluster() -> None:
+    """A local OpenSearch (ML Commons, neural-search, k-NN, nori) assembled from Maven Central."""
+
+
+def _local(ctx: click.Context, maven_repo: str | None = None, home: Path | None = None) -> LocalCluster:
+    return LocalCluster.for_url(ctx.obj.url, home=home, cache=MavenCache(default_cache(), maven_repo))
+
+
+home_option = click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="OPENSEARCH_KIT_HOME",
+                           help="Install and node-data directory (env OPENSEARCH_KIT_HOME).")
+
+
+@cluster.command("start")
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 5), help="Nodes on loopback ports.")
+@click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap per node.")
+@click.option("--maven-repo", envvar=MAVEN_REPO_ENV, help=f"Maven repository or mirror (env {MAVEN_REPO_ENV}).")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for a healthy cluster.")
+@home_option
+@json_option
+@click.pass_context
+def cluster_start(ctx, nodes, heap, maven_repo, timeout, home, as_json) -> None:
+    """Download (once), assemble and start the local cluster; wait until it is healthy."""
+    local = _local(ctx, maven_repo, home)
+    began = time.monotonic()
+    rec = local.start(nodes=nodes, heap=heap, timeout=timeout)
+    record = {
+        "url": rec.url, "nodes": rec.nodes, "pids": rec.pids, "java_home": rec.java_home, "home": rec.home,
+        "downloaded": local.maven.downloaded, "seconds": round(time.monotonic() - began, 1),
+        "logs": [str(local.log_file(i)) for i in range(rec.nodes)],
+    }
+    fetched = f"downloaded {len(local.maven.downloaded)} artifact(s)" if local.maven.downloaded else "cache only"
+    emit(record, as_json, f"cluster up at {rec.url}: {rec.nodes} node(s), pids {rec.pids} "
+                          f"({record['seconds']}s, {fetched})\nlogs: {', '.join(record['logs'])}")
+
+
+@cluster.command("stop")
+@home_option
+@json_option
+@click.pass_context
+def cluster_stop(ctx, home, as_json) -> None:
+    """Stop the local cluster's nodes cleanly."""
+    pids = _local(ctx, home=home).stop()
+    emit({"stopped": pids}, as_json, f"stopped pids {pids}" if pids else "no local cluster was running")
+
+
+@cluster.command("status")
+@json_option
+@click.pass_context
+def cluster_status(ctx, as_json) -> None:
+    """Version, plugins, nodes and health of the cluster at --url."""
+    from opensearch_kit.cluster_info import cluster_status as status
+
+    info = status(ctx.obj)
+    plugins = ", ".join(sorted({p["component"] for p in info["plugins"]}))
+    emit(info, as_json, f"{ctx.obj.url}: OpenSearch {info['version']}, health {info['health']['status']}, "
+                        f"{info['health']['number_of_nodes']} node(s)\nplugins: {plugins}\n"
+                        f"k-NN engine: {info['knn_engine']}")
+
+
+def run() -> None:
+    """Entry point: turn KitErrors into a clear message and exit code 1."""
+    try:
+        main(standalone_mode=True)
+    except KitError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
