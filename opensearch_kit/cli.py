@@ -24,11 +24,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--url", envvar="OPENSEARCH_URL", default=DEFAULT_URL, show_default=True, help="Cluster URL (env OPENSEARCH_URL).")
+@click.option(
+    "--url", envvar="OPENSEARCH_URL", default=DEFAULT_URL, show_default=True, help="Cluster URL (env OPENSEARCH_URL)."
+)
 @click.option("--user", envvar="OPENSEARCH_USER", help="Basic-auth user (env OPENSEARCH_USER).")
 @click.option("--password", envvar="OPENSEARCH_PASSWORD", help="Basic-auth password (env OPENSEARCH_PASSWORD).")
-@click.option("--ca-certs", envvar="OPENSEARCH_CA_CERTS", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle for TLS verification.")
+@click.option(
+    "--ca-certs",
+    envvar="OPENSEARCH_CA_CERTS",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle for TLS verification.",
+)
 @click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (not recommended).")
 @click.option("--aws-sigv4", is_flag=True, help="Sign requests with AWS SigV4 (needs boto3).")
 @click.pass_context
@@ -46,8 +52,12 @@ def _local(ctx: click.Context, maven_repo: str | None = None, home: Path | None 
     return LocalCluster.for_url(ctx.obj.url, home=home, cache=MavenCache(default_cache(), maven_repo))
 
 
-home_option = click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="OPENSEARCH_KIT_HOME",
-                           help="Install and node-data directory (env OPENSEARCH_KIT_HOME).")
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OPENSEARCH_KIT_HOME",
+    help="Install and node-data directory (env OPENSEARCH_KIT_HOME).",
+)
 
 
 @cluster.command("start")
@@ -64,13 +74,22 @@ def cluster_start(ctx, nodes, heap, maven_repo, timeout, home, as_json) -> None:
     began = time.monotonic()
     rec = local.start(nodes=nodes, heap=heap, timeout=timeout)
     record = {
-        "url": rec.url, "nodes": rec.nodes, "pids": rec.pids, "java_home": rec.java_home, "home": rec.home,
-        "downloaded": local.maven.downloaded, "seconds": round(time.monotonic() - began, 1),
+        "url": rec.url,
+        "nodes": rec.nodes,
+        "pids": rec.pids,
+        "java_home": rec.java_home,
+        "home": rec.home,
+        "downloaded": local.maven.downloaded,
+        "seconds": round(time.monotonic() - began, 1),
         "logs": [str(local.log_file(i)) for i in range(rec.nodes)],
     }
     fetched = f"downloaded {len(local.maven.downloaded)} artifact(s)" if local.maven.downloaded else "cache only"
-    emit(record, as_json, f"cluster up at {rec.url}: {rec.nodes} node(s), pids {rec.pids} "
-                          f"({record['seconds']}s, {fetched})\nlogs: {', '.join(record['logs'])}")
+    emit(
+        record,
+        as_json,
+        f"cluster up at {rec.url}: {rec.nodes} node(s), pids {rec.pids} "
+        f"({record['seconds']}s, {fetched})\nlogs: {', '.join(record['logs'])}",
+    )
 
 
 @cluster.command("stop")
@@ -92,9 +111,31 @@ def cluster_status(ctx, as_json) -> None:
 
     info = status(ctx.obj)
     plugins = ", ".join(sorted({p["component"] for p in info["plugins"]}))
-    emit(info, as_json, f"{ctx.obj.url}: OpenSearch {info['version']}, health {info['health']['status']}, "
-                        f"{info['health']['number_of_nodes']} node(s)\nplugins: {plugins}\n"
-                        f"k-NN engine: {info['knn_engine']}")
+    emit(
+        info,
+        as_json,
+        f"{ctx.obj.url}: OpenSearch {info['version']}, health {info['health']['status']}, "
+        f"{info['health']['number_of_nodes']} node(s)\nplugins: {plugins}\n"
+        f"k-NN engine: {info['knn_engine']}",
+    )
+
+
+@main.command()
+@json_option
+@click.pass_context
+def demo(ctx, as_json) -> None:
+    """Start the local cluster (if none answers at --url) and show what it runs."""
+    from opensearch_kit.cluster_info import cluster_status as status
+
+    local = _local(ctx)
+    rec = local.start()
+    info = status(ctx.obj)
+    emit(
+        {"cluster": rec.url, "status": info},
+        as_json,
+        f"local cluster at {rec.url}: OpenSearch {info['version']}, {len(info['plugins'])} plugins, "
+        f"health {info['health']['status']}\nstop it with: opensearch-kit cluster stop",
+    )
 
 
 def run() -> None:

@@ -23,7 +23,10 @@ PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
 MIN_JAVA = 21
 # Pinned digests: Maven Central publishes no checksum files for the plugin zips.
 CORE = Artifact(
-    "org.opensearch.distribution.integ-test-zip", "opensearch", OPENSEARCH_VERSION, "zip",
+    "org.opensearch.distribution.integ-test-zip",
+    "opensearch",
+    OPENSEARCH_VERSION,
+    "zip",
     sha256="a91faa1dc1cadc78cb278b4f63847e19e1627a4e9de698e14e7efc14ee37b286",
 )
 PLUGIN_ZIPS = tuple(
@@ -41,11 +44,17 @@ PLUGIN_ZIPS = tuple(
 DJL_VERSION = "0.31.1"
 PYTORCH_VERSION = "2.5.1"
 PYTORCH_NATIVE = Artifact(
-    "ai.djl.pytorch", "pytorch-native-cpu", PYTORCH_VERSION, "jar", "linux-x86_64",
+    "ai.djl.pytorch",
+    "pytorch-native-cpu",
+    PYTORCH_VERSION,
+    "jar",
+    "linux-x86_64",
     sha256="9c4f35fb64cb3fba34340b432c648e1bea044adeee554b473d5882499b16f0a4",
 )
 PYTORCH_JNI = Artifact(
-    "ai.djl.pytorch", "pytorch-jni", f"{PYTORCH_VERSION}-0.32.0",
+    "ai.djl.pytorch",
+    "pytorch-jni",
+    f"{PYTORCH_VERSION}-0.32.0",
     sha256="342bde24382eef06e93a2461fd8f293e5c2c6c72caca7d66019d0a9447d96265",
 )
 # The directory DJL's LibUtils looks in: <cache>/pytorch/<version>-<flavor>-<classifier>.
@@ -72,20 +81,34 @@ def _core_jar(name: str, classname: str, description: str, artifact: str = "", e
 REQUIRED_MODULES = (
     _core_jar("lang-painless", "org.opensearch.painless.PainlessModulePlugin", "Painless scripting"),
     _core_jar(
-        "mapper-extras", "org.opensearch.index.mapper.MapperExtrasModulePlugin", "rank_features and more",
+        "mapper-extras",
+        "org.opensearch.index.mapper.MapperExtrasModulePlugin",
+        "rank_features and more",
         artifact="mapper-extras-client",
     ),
-    _core_jar("ingest-common", "org.opensearch.ingest.common.IngestCommonModulePlugin", "Ingest processors",
-              extended="lang-painless"),
-    _core_jar("analysis-common", "org.opensearch.analysis.common.CommonAnalysisModulePlugin",
-              "Built-in analyzers", extended="lang-painless"),
+    _core_jar(
+        "ingest-common",
+        "org.opensearch.ingest.common.IngestCommonModulePlugin",
+        "Ingest processors",
+        extended="lang-painless",
+    ),
+    _core_jar(
+        "analysis-common",
+        "org.opensearch.analysis.common.CommonAnalysisModulePlugin",
+        "Built-in analyzers",
+        extended="lang-painless",
+    ),
 )
 # analysis-nori is published on Maven Central only as the 3.8.0 jar; its classes use only stable analysis APIs,
 # and the toolkit pairs it with the Lucene nori jar of the core's own Lucene version.
 NORI = JarPlugin(
     "analysis-nori",
-    Artifact("org.opensearch.plugin", "analysis-nori", "3.8.0",
-             sha256="2682186f2dd7fd03929f708b15829e8a00702d28271726d29017f7703e9cb0eb"),
+    Artifact(
+        "org.opensearch.plugin",
+        "analysis-nori",
+        "3.8.0",
+        sha256="2682186f2dd7fd03929f708b15829e8a00702d28271726d29017f7703e9cb0eb",
+    ),
     "org.opensearch.plugin.analysis.nori.AnalysisNoriPlugin",
     "The Korean (nori) analysis plugin",
 )
@@ -137,7 +160,7 @@ def _extract(archive: Path, dest: Path) -> None:
             mode = info.external_attr >> 16
             if mode and not info.is_dir():
                 path.chmod(mode & 0o777)
-    for script in (dest.glob("*/bin/*")):
+    for script in dest.glob("*/bin/*"):
         script.chmod(script.stat().st_mode | 0o755)
 
 
@@ -153,7 +176,9 @@ def _install_plugin_zip(home: Path, archive: Path, jdk: Jdk) -> None:
     env = dict(os.environ, JAVA_HOME=str(jdk.home), OPENSEARCH_JAVA_HOME=str(jdk.home))
     proc = subprocess.run(
         [str(home / "bin" / "opensearch-plugin"), "install", "--batch", archive.resolve().as_uri()],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise KitError(
@@ -168,6 +193,7 @@ def pom_dependencies(pom: Path) -> list[Artifact]:
     root = ET.parse(pom).getroot()
     deps = []
     for dep in root.findall("m:dependencies/m:dependency", ns):
+
         def text(tag: str, node: ET.Element = dep) -> str:
             el = node.find(f"m:{tag}", ns)
             return el.text.strip() if el is not None and el.text else ""
@@ -237,4 +263,3 @@ def stage_djl_natives(home: Path, data_dir: Path) -> Path:
         except OSError:
             shutil.copy2(lib, dest)
     return target
-

@@ -141,11 +141,12 @@ class LocalCluster:
         shutil.rmtree(config, ignore_errors=True)
         shutil.copytree(install / "config", config)
         (config / "opensearch.yml").write_text(self._node_yaml(i, nodes, node))
-        (config / "jvm.options").write_text(jvm_options((install / "config" / "jvm.options").read_text(), heap, jdk, node))
-        stage_djl_natives(install, node / "data")
+        (config / "jvm.options").write_text(
+            jvm_options((install / "config" / "jvm.options").read_text(), heap, jdk, node)
+        )
+        natives = stage_djl_natives(install, node / "data")
         if user is not None:
-            for path in [node, *node.rglob("*")]:
-                os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+            _chown_tree(node, user, keep_files_under=natives)
 
     def _node_yaml(self, i: int, nodes: int, node: Path) -> str:
         settings: dict[str, object] = {
@@ -181,9 +182,14 @@ class LocalCluster:
         with (node / "logs" / "startup.out").open("w") as out:
             return subprocess.Popen(
                 [str(install / "bin" / "opensearch")],
-                cwd=node, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=node,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
                 extra_groups=[] if user else None,
             )
 
@@ -229,7 +235,8 @@ def _run_as_user() -> pwd.struct_passwd | None:
         pass
     proc = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS_USER],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise KitError(
@@ -237,6 +244,13 @@ def _run_as_user() -> pwd.struct_passwd | None:
             f"create it (`useradd --system {RUN_AS_USER}`) or run opensearch-kit as a normal user",
         )
     return pwd.getpwnam(RUN_AS_USER)
+
+
+def _chown_tree(root: Path, user: pwd.struct_passwd, keep_files_under: Path) -> None:
+    """Give the node user its directory; the hard-linked shared libtorch files stay root-owned (read-only)."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() or keep_files_under not in path.parents:
+            os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
 def _check_port_free(port: int) -> None:

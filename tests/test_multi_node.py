@@ -1,0 +1,23 @@
+"""Two local nodes form one cluster, from the cached install (no download)."""
+
+from __future__ import annotations
+
+from opensearch_kit.local_cluster import LocalCluster, http_json
+
+
+def test_two_nodes_form_one_cluster_from_cache(conn):
+    """Runs after the session cluster exists, so every artifact is cached: nothing may be downloaded."""
+    local = LocalCluster(9210)
+    local.stop()
+    rec = local.start(nodes=2, heap="512m", timeout=300)
+    try:
+        assert local.maven.downloaded == []
+        nodes = http_json(f"{rec.url}/_cat/nodes?format=json&h=name")
+        assert sorted(n["name"] for n in nodes) == ["node-0", "node-1"]
+        uuids = {http_json(f"http://127.0.0.1:{port}/")["cluster_uuid"] for port in (9210, 9211)}
+        assert len(uuids) == 1
+        assert http_json(f"{rec.url}/_cluster/health")["number_of_nodes"] == 2
+    finally:
+        stopped = local.stop()
+    assert sorted(stopped) == sorted(rec.pids)
+    assert local.running_pids() == []
