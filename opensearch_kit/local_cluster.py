@@ -127,6 +127,7 @@ class LocalCluster:
         self._write_record(rec)
         try:
             wait_healthy(rec.url, nodes, timeout, procs)
+            _check_serving_pids(rec.url, rec.pids)
         except KitError as e:
             logs = "\n".join(_tail(self.node_dir(i) / "logs" / "startup.out") for i in range(nodes))
             self.stop()
@@ -283,6 +284,16 @@ def http_json(url: str, timeout: float = 10) -> dict | list:
     """GET a URL of an unsecured local node and decode its JSON."""
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+def _check_serving_pids(url: str, pids: list[int]) -> None:
+    """The nodes answering at `url` must be the ones just started, not a stray process on the same port."""
+    serving = {n["process"]["id"] for n in http_json(f"{url}/_nodes/process")["nodes"].values()}
+    if serving != set(pids):
+        raise KitError(
+            f"{url} is served by process(es) {sorted(serving)}, not the nodes started ({pids})",
+            "stop the other OpenSearch on these ports, or use another --url port",
+        )
 
 
 def wait_healthy(url: str, nodes: int, timeout: float, procs: list[subprocess.Popen] = ()) -> dict:

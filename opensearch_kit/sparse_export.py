@@ -1,0 +1,315 @@
+"""Export SPLADE-style sparse encoders to the TorchScript / ONNX form ML Commons serves as SPARSE_ENCODING."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+from opensearch_kit.errors import KitError
+from opensearch_kit.ml_commons import sha256_file
+
+# ML Commons' tokenizer (DJL) truncates at min(tokenizer.json max_length, 512).
+SERVER_MAX_LENGTH = 512
+# ONNX Runtime 1.16 (ml-commons' pin) runs opsets up to 19.
+ONNX_OPSET = 17
+# The names ml-commons' translator gives the two input arrays (DJL matches ONNX inputs by name).
+ONNX_INPUTS = ("input1.input_ids", "input1.attention_mask")
+FORMATS = {"torchscript": ("TORCH_SCRIPT", ".pt"), "onnx": ("ONNX", ".onnx")}
+
+
+@dataclass
+class LoadedSparse:
+    """A sparse encoder ready to wrap: the backbone, its tokenizer, and how its output becomes a vector."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    custom_head: bool  # True: model(...)[0] is already the pooled [batch, vocab] vector (remote-code models)
+    max_length: int
+    vocab_size: int
+
+
+def load_sparse(model_path: str, trust_remote_code: bool = False, max_length: int | None = None) -> LoadedSparse:
+    """Load a plain MaskedLM SPLADE or a custom-code sparse model from a local path or hub id."""
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise KitError(f"{model_path} has no fast tokenizer (tokenizer.json)", "ML Commons needs tokenizer.json")
+    custom = "AutoModel" in (getattr(config, "auto_map", None) or {})
+    kwargs = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code}
+    if custom and not trust_remote_code:
+        raise KitError(f"{model_path} ships its own model code", "pass --trust-remote-code if you trust it")
+    try:
+        model = (AutoModel if custom else AutoModelForMaskedLM).from_pretrained(model_path, **kwargs)
+    except ValueError as e:
+        raise KitError(
+            f"{model_path} is not a masked-LM sparse encoder: {e}",
+            "export sparse needs a *ForMaskedLM SPLADE model or a custom sparse model",
+        ) from e
+    model.eval()
+    limit = min(
+        max_length or SERVER_MAX_LENGTH,
+        getattr(config, "max_position_embeddings", SERVER_MAX_LENGTH) or SERVER_MAX_LENGTH,
+        tokenizer.model_max_length or SERVER_MAX_LENGTH,
+        SERVER_MAX_LENGTH,
+    )
+    vocab = _probe_vocab(model, tokenizer, custom)
+    return LoadedSparse(model, tokenizer, custom, int(limit), vocab)
+
+
+def _probe_vocab(model: torch.nn.Module, tokenizer, custom: bool) -> int:
+    enc = tokenizer(["probe"], return_tensors="pt", return_token_type_ids=False)
+    with torch.no_grad():
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+    want = 2 if custom else 3
+    if out.dim() != want:
+        raise KitError(
+            f"model output has shape {tuple(out.shape)}; expected a {want}-D sparse output",
+            "this does not look like a SPLADE-style sparse encoder",
+        )
+    return int(out.shape[-1])
+
+
+class SparseEncoderModule(torch.nn.Module):
+    """What ML Commons runs: SPLADE activation log(1+relu(logits)) max-pooled over unmasked tokens,
+    special tokens zeroed, optional pruning of weights below `prune_ratio` x the text's largest weight."""
+
+    def __init__(self, loaded: LoadedSparse, prune_ratio: float = 0.0):
+        super().__init__()
+        self.backbone = loaded.model
+        self.custom_head = loaded.custom_head
+        keep = torch.ones(loaded.vocab_size)
+        keep[[i for i in loaded.tokenizer.all_special_ids if i < loaded.vocab_size]] = 0
+        self.register_buffer("keep", keep)
+        self.prune_ratio = float(prune_ratio)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        if self.custom_head:
+            values = out.float()
+        else:
+            activated = torch.log1p(torch.relu(out.float())) * attention_mask.unsqueeze(-1).to(out.dtype)
+            values = activated.max(dim=1).values
+        values = values * self.keep
+        if self.prune_ratio > 0:
+            threshold = values.max(dim=-1, keepdim=True).values * self.prune_ratio
+            values = values * (values > threshold)
+        return values
+
+
+class TorchScriptSparse(torch.nn.Module):
+    """Dict in, dict out: the calling convention of ml-commons' SparseEncodingTranslator for TorchScript."""
+
+    def __init__(self, encoder: SparseEncoderModule):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"output": self.encoder.encode(inputs["input_ids"], inputs["attention_mask"])}
+
+
+class OnnxSparse(torch.nn.Module):
+    """Two named tensor inputs, one [batch, vocab] output."""
+
+    def __init__(self, encoder: SparseEncoderModule):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode(input_ids, attention_mask)
+
+
+def example_inputs(tokenizer, max_length: int) -> dict[str, torch.Tensor]:
+    """A padded batch of two texts of different lengths, to trace with."""
+    texts = ["a short query", "a longer passage about sparse retrieval " * 4]
+    enc = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt", return_token_type_ids=False
+    )
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def write_torchscript(encoder: SparseEncoderModule, inputs: dict[str, torch.Tensor], path: Path) -> None:
+    with torch.no_grad():
+        traced = torch.jit.trace(TorchScriptSparse(encoder).eval(), (inputs,), strict=False, check_trace=False)
+    traced.save(str(path))
+
+
+def write_onnx(encoder: SparseEncoderModule, inputs: dict[str, torch.Tensor], path: Path) -> None:
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}
+    with torch.no_grad():
+        torch.onnx.export(
+            OnnxSparse(encoder).eval(),
+            (inputs["input_ids"], inputs["attention_mask"]),
+            str(path),
+            input_names=list(ONNX_INPUTS),
+            output_names=["output"],
+            dynamic_axes={**dynamic, "output": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+
+
+def save_tokenizer(tokenizer, max_length: int, path: Path) -> None:
+    """tokenizer.json with truncation at the model's max length and no padding (DJL pads itself)."""
+    backend = tokenizer.backend_tokenizer
+    backend.enable_truncation(max_length)
+    backend.no_padding()
+    backend.save(str(path))
+
+
+def build_zip(out_dir: Path, name: str, model_file: Path, tokenizer_file: Path) -> Path:
+    path = out_dir / f"{name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(model_file, model_file.name)
+        zf.write(tokenizer_file, "tokenizer.json")
+    return path
+
+
+def register_body(name: str, zip_path: Path, model_format: str, function_name: str, description: str) -> dict:
+    """The ML Commons _register_meta fields for a local zip (function_name before any model_config)."""
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "function_name": function_name,
+        "model_format": model_format,
+        "description": description,
+        "model_content_hash_value": sha256_file(zip_path),
+        "model_content_size_in_bytes": zip_path.stat().st_size,
+    }
+
+
+def default_name(model_path: str) -> str:
+    return Path(model_path.rstrip("/")).name.replace("/", "-") or "sparse-encoder"
+
+
+@dataclass
+class SparseExport:
+    """What `export sparse` wrote: the zip, the register body, the parity report and, for ONNX, the model."""
+
+    zip_path: Path
+    register_path: Path
+    report_path: Path
+    model_file: Path
+    report: dict
+
+
+def export_sparse(
+    model_path: str,
+    fmt: str,
+    out_dir: Path,
+    name: str | None = None,
+    prune_ratio: float = 0.0,
+    quantize: str | None = None,
+    trust_remote_code: bool = False,
+    max_length: int | None = None,
+    tolerance: float = 1e-4,
+) -> SparseExport:
+    """Export, zip, write the register body and check parity; a KitError with the figures when parity fails."""
+    from opensearch_kit.parity import SAMPLE_TEXTS
+
+    if fmt not in FORMATS:
+        raise KitError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    if quantize and fmt != "onnx":
+        raise KitError("--quantize int8 applies to ONNX exports", "add --format onnx")
+    name = name or default_name(model_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_sparse(model_path, trust_remote_code, max_length)
+    encoder = SparseEncoderModule(loaded, prune_ratio).eval()
+    model_format, suffix = FORMATS[fmt]
+    model_file = out_dir / f"{name}{suffix}"
+    reference = reference_vectors(encoder, loaded, SAMPLE_TEXTS)
+    inputs = example_inputs(loaded.tokenizer, loaded.max_length)
+    (write_torchscript if fmt == "torchscript" else write_onnx)(encoder, inputs, model_file)
+    tokenizer_file = out_dir / "tokenizer.json"
+    save_tokenizer(loaded.tokenizer, loaded.max_length, tokenizer_file)
+    runner = torchscript_runner(model_file, loaded) if fmt == "torchscript" else onnx_runner(model_file, tokenizer_file)
+    parity = parity_runs(f"{fmt} fp32", reference, runner, SAMPLE_TEXTS, tolerance)
+    report: dict = {
+        "model": model_path,
+        "format": fmt,
+        "max_length": loaded.max_length,
+        "prune_ratio": prune_ratio,
+        "parity": parity.as_dict(),
+    }
+    if not parity.ok:
+        _write_json(out_dir / f"{name}.parity.json", report)
+        raise KitError(
+            f"parity check failed: {parity.summary()}",
+            f"the exported graph differs from the original; details in {out_dir / (name + '.parity.json')}",
+        )
+    if quantize == "int8":
+        from opensearch_kit.quantize import quantize_int8, sparse_quality
+
+        fp32_file = model_file.with_name(f"{name}.fp32.onnx")
+        model_file.replace(fp32_file)
+        quantize_int8(fp32_file, model_file)
+        report["int8_quality"] = sparse_quality(reference, onnx_runner(model_file, tokenizer_file)(SAMPLE_TEXTS, 1))
+    zip_path = build_zip(out_dir, name, model_file, tokenizer_file)
+    description = f"SPLADE sparse encoder exported by opensearch-kit from {model_path}"
+    register_path = out_dir / f"{name}.json"
+    _write_json(register_path, register_body(name, zip_path, model_format, "SPARSE_ENCODING", description))
+    report_path = out_dir / f"{name}.parity.json"
+    _write_json(report_path, report)
+    return SparseExport(zip_path, register_path, report_path, model_file, report)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def reference_vectors(encoder: SparseEncoderModule, loaded: LoadedSparse, texts: list[str]):
+    """The original model, eager PyTorch, one text at a time (no padding): the figures exports must match."""
+    import numpy as np
+
+    rows = []
+    for text in texts:
+        enc = loaded.tokenizer(
+            [text], truncation=True, max_length=loaded.max_length, return_tensors="pt", return_token_type_ids=False
+        )
+        with torch.no_grad():
+            rows.append(encoder.encode(enc["input_ids"], enc["attention_mask"])[0].numpy())
+    return np.stack(rows)
+
+
+def torchscript_runner(model_file: Path, loaded: LoadedSparse):
+    """run(texts, batch_size) -> [n, vocab] through the saved TorchScript module, as the server calls it."""
+    module = torch.jit.load(str(model_file))
+
+    def run(texts: list[str], batch_size: int):
+        import numpy as np
+
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            enc = loaded.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=loaded.max_length,
+                return_tensors="pt",
+                return_token_type_ids=False,
+            )
+            with torch.no_grad():
+                out = module({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})["output"]
+            rows.extend(out.numpy())
+        return np.stack(rows)
+
+    return run
+
+
+def onnx_runner(model_file: Path, tokenizer_file: Path):
+    """run(texts, batch_size) -> [n, vocab] through our onnxruntime encoder."""
+    from opensearch_kit.sparse_encoder import SparseEncoder
+
+    encoder = SparseEncoder(model_file, tokenizer_file)
+    return lambda texts, batch_size: encoder.vectors(texts, batch_size)
+
+
+def parity_runs(name: str, reference, runner, texts: list[str], tolerance: float):
+    from opensearch_kit.parity import compare_sparse
+
+    runs = {bs: runner(texts, bs) for bs in (1, len(texts))}
+    return compare_sparse(name, reference, runs, tolerance)
