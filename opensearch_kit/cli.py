@@ -138,6 +138,74 @@ def demo(ctx, as_json) -> None:
     )
 
 
+@main.group()
+def export() -> None:
+    """Export Hugging Face models to the form ML Commons runs, with a parity check."""
+
+
+@export.command("sparse")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--name", help="Artifact name (default: the model folder name).")
+@click.option(
+    "--prune-ratio",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Zero weights below this fraction of each text's largest weight, in the graph.",
+)
+@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 (ONNX only), with a quality report.")
+@click.option("--max-length", type=int, help="Truncation length (default: the model's, at most 512).")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
+@json_option
+def export_sparse_cmd(model, fmt, out_dir, name, prune_ratio, quantize, max_length, trust_remote_code, as_json):
+    """Export a SPLADE-style sparse encoder (MODEL: local path or hub id) as a SPARSE_ENCODING zip."""
+    from opensearch_kit.sparse_export import export_sparse
+
+    result = export_sparse(model, fmt, out_dir, name, prune_ratio, quantize, trust_remote_code, max_length)
+    parity = result.report["parity"]
+    lines = [
+        f"wrote {result.zip_path} and {result.register_path}",
+        f"parity {parity['name']}: max|diff| {parity['max_abs_diff']:.2e}, non-zero mismatches "
+        f"{parity['nonzero_mismatch']} ({'OK' if parity['ok'] else 'FAILED'}); report {result.report_path}",
+    ]
+    if "int8_quality" in result.report:
+        q = result.report["int8_quality"]
+        lines.append(
+            f"int8 vs fp32: top-20 overlap {q['top20_overlap_mean']:.3f}, "
+            f"score rank correlation {q['score_spearman']:.4f}"
+        )
+    if fmt == "onnx":
+        lines.append(
+            "ONNX: ML Commons 3.6 serves SPARSE_ENCODING from ONNX (inputs input1.input_ids, "
+            "input1.attention_mask); the same file powers opensearch_kit.SparseEncoder locally"
+        )
+    record = {"zip": str(result.zip_path), "register": str(result.register_path), **result.report}
+    emit(record, as_json, "\n".join(lines))
+
+
+@export.command("sparse-tokenizer")
+@click.argument("model")
+@click.option(
+    "--idf",
+    "idf_source",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="idf.json, or a JSONL / BEIR corpus to compute it from.",
+)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--name", help="Artifact name (default: <model folder>-tokenizer).")
+@json_option
+def export_sparse_tokenizer_cmd(model, idf_source, out_dir, name, as_json):
+    """Build the inference-free query side: a SPARSE_TOKENIZE zip with tokenizer.json and idf.json."""
+    from opensearch_kit.sparse_export import default_name
+    from opensearch_kit.sparse_tokenizer import export_sparse_tokenizer
+
+    zip_path, register = export_sparse_tokenizer(model, idf_source, out_dir, name or f"{default_name(model)}-tokenizer")
+    emit({"zip": str(zip_path), "register": str(register)}, as_json, f"wrote {zip_path} and {register}")
+
+
 def run() -> None:
     """Entry point: turn KitErrors into a clear message and exit code 1."""
     try:

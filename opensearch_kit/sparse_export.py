@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ def load_sparse(model_path: str, trust_remote_code: bool = False, max_length: in
             "export sparse needs a *ForMaskedLM SPLADE model or a custom sparse model",
         ) from e
     model.eval()
+    _make_scriptable_names(model)
     limit = min(
         max_length or SERVER_MAX_LENGTH,
         getattr(config, "max_position_embeddings", SERVER_MAX_LENGTH) or SERVER_MAX_LENGTH,
@@ -59,6 +61,16 @@ def load_sparse(model_path: str, trust_remote_code: bool = False, max_length: in
     )
     vocab = _probe_vocab(model, tokenizer, custom)
     return LoadedSparse(model, tokenizer, custom, int(limit), vocab)
+
+
+def _make_scriptable_names(model: torch.nn.Module) -> None:
+    """TorchScript names module types by their Python module path; remote code lives under paths such as
+    `transformers_modules.<dir>.<hash>` whose segments may start with a digit or hold dashes, which a saved
+    TorchScript file cannot load. Give such types a valid path."""
+    for module_type in {type(m) for m in model.modules()}:
+        parts = module_type.__module__.split(".")
+        if not all(p.isidentifier() for p in parts):
+            module_type.__module__ = ".".join(p if p.isidentifier() else "m_" + re.sub(r"\W", "_", p) for p in parts)
 
 
 def _probe_vocab(model: torch.nn.Module, tokenizer, custom: bool) -> int:

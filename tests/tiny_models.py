@@ -54,3 +54,103 @@ def tiny_sparse_zip(out_dir: Path) -> tuple[Path, TinySparse, Tokenizer]:
         zf.write(pt, pt.name)
         zf.write(tj, tj.name)
     return path, model, tok
+
+
+CORPUS = [
+    "neural sparse search expands queries into weighted terms",
+    "OpenSearch hybrid search combines BM25 with dense vectors",
+    "한국어 형태소 분석기와 신경망 희소 검색 모델",
+    "손해배상 청구 소송과 의료 분쟁 판례 검색",
+    "the quick brown fox jumps over the lazy dog",
+] * 20
+
+
+def hangul_tokenizer(kind: str = "wordpiece"):
+    """A fast tokenizer trained on English + Korean text (WordPiece, or Unigram for XLM-R style)."""
+    from tokenizers import decoders, normalizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "unigram":
+        specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.NFKC()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        tok.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials,
+                                                                unk_token="<unk>"))
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+        names = dict(pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                     sep_token="</s>", mask_token="<mask>")
+    else:
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+        names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=128, **names)
+
+
+def tiny_mlm(arch: str, out_dir: Path) -> Path:
+    """A tiny random *ForMaskedLM of the given architecture with a Hangul-covering tokenizer, saved locally."""
+    import transformers
+
+    torch.manual_seed(0)
+    tok = hangul_tokenizer("unigram" if arch == "xlm-roberta" else "wordpiece")
+    common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, pad_token_id=tok.pad_token_id)
+    if arch == "bert":
+        model = transformers.BertForMaskedLM(transformers.BertConfig(max_position_embeddings=128, **common))
+    elif arch == "xlm-roberta":
+        config = transformers.XLMRobertaConfig(max_position_embeddings=130, bos_token_id=tok.bos_token_id,
+                                               eos_token_id=tok.eos_token_id, **common)
+        model = transformers.XLMRobertaForMaskedLM(config)
+    elif arch == "modernbert":
+        config = transformers.ModernBertConfig(max_position_embeddings=128, cls_token_id=tok.cls_token_id,
+                                               sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
+                                               eos_token_id=tok.sep_token_id, global_attn_every_n_layers=2,
+                                               local_attention=16, **common)
+        model = transformers.ModernBertForMaskedLM(config)
+    else:
+        raise ValueError(arch)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+CUSTOM_SPARSE_CODE = '''
+import torch
+from transformers import ModernBertForMaskedLM
+
+
+class ModernBertSparse(ModernBertForMaskedLM):
+    """Remote-code style sparse model: forward returns (sparse_repr [batch, vocab], token_weights)."""
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        logits = super().forward(input_ids=input_ids, attention_mask=attention_mask).logits
+        weights = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1)
+        return weights.max(dim=1).values, weights
+'''
+
+
+def tiny_custom_sparse(out_dir: Path) -> Path:
+    """A ModernBERT sparse model whose config maps AutoModel to its own code (trust_remote_code), like seed 002."""
+    import importlib.util
+    import json
+
+    base = tiny_mlm("modernbert", out_dir)
+    (base / "modeling_sparse.py").write_text(CUSTOM_SPARSE_CODE)
+    spec = importlib.util.spec_from_file_location("modeling_sparse", base / "modeling_sparse.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.ModernBertSparse.from_pretrained(base)
+    model.save_pretrained(base)
+    config = json.loads((base / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_sparse.ModernBertSparse"}
+    config["architectures"] = ["ModernBertSparse"]
+    (base / "config.json").write_text(json.dumps(config, indent=2))
+    return base
