@@ -104,8 +104,10 @@ class SparseEncoderModule(torch.nn.Module):
         if self.custom_head:
             values = out.float()
         else:
-            activated = torch.log1p(torch.relu(out.float())) * attention_mask.unsqueeze(-1).to(out.dtype)
-            values = activated.max(dim=1).values
+            # log1p(relu(.)) is monotonic, so pooling the masked logits first gives the same weights as
+            # pooling the activations, with B x V instead of B x L x V activation work.
+            logits = out.float().masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
+            values = torch.log1p(torch.relu(logits.max(dim=1).values))
         values = values * self.keep
         if self.prune_ratio > 0:
             threshold = values.max(dim=-1, keepdim=True).values * self.prune_ratio

@@ -48,10 +48,12 @@ def test_tiny_splade_in_cluster_equals_local_encoder(client, tmp_path, fmt):
 
 def test_custom_code_modernbert_in_cluster(client, tmp_path):
     model_dir = tiny_custom_sparse(tmp_path / "custom")
-    export = export_sparse(str(model_dir), "torchscript", tmp_path / "ts", name="test-custom-sparse",
-                           trust_remote_code=True)
+    export = export_sparse(
+        str(model_dir), "torchscript", tmp_path / "ts", name="test-custom-sparse", trust_remote_code=True
+    )
     local = SparseEncoder.from_dir(
-        export_sparse(str(model_dir), "onnx", tmp_path / "onnx", trust_remote_code=True).zip_path.parent)
+        export_sparse(str(model_dir), "onnx", tmp_path / "onnx", trust_remote_code=True).zip_path.parent
+    )
     ml = MLCommons(client)
     model_id = deploy(ml, export)
     try:

@@ -98,8 +98,10 @@ def test_custom_code_model_needs_trust_then_exports(tmp_path):
 
 def test_sparse_tokenizer_zip_from_corpus(tiny_splade, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    docs = [{"_id": str(i), "title": "", "text": t} for i, t in
-            enumerate(["the cat sat", "the dog ran", "the cat ran", "a bird"])]
+    docs = [
+        {"_id": str(i), "title": "", "text": t}
+        for i, t in enumerate(["the cat sat", "the dog ran", "the cat ran", "a bird"])
+    ]
     corpus.write_text("\n".join(json.dumps(d) for d in docs) + "\n{not json\n")
     zip_path, register = export_sparse_tokenizer(tiny_splade, corpus, tmp_path / "out", "tok")
     with zipfile.ZipFile(zip_path) as zf:

@@ -76,12 +76,21 @@ def hangul_tokenizer(kind: str = "wordpiece"):
         tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        tok.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials,
-                                                                unk_token="<unk>"))
+        tok.train_from_iterator(
+            CORPUS, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>")
+        )
         tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
-        names = dict(pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>", cls_token="<s>",
-                     sep_token="</s>", mask_token="<mask>")
+            single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))]
+        )
+        names = dict(
+            pad_token="<pad>",
+            unk_token="<unk>",
+            bos_token="<s>",
+            eos_token="</s>",
+            cls_token="<s>",
+            sep_token="</s>",
+            mask_token="<mask>",
+        )
     else:
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -90,7 +99,8 @@ def hangul_tokenizer(kind: str = "wordpiece"):
         tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
-            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+        )
         names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=128, **names)
 
@@ -101,19 +111,32 @@ def tiny_mlm(arch: str, out_dir: Path) -> Path:
 
     torch.manual_seed(0)
     tok = hangul_tokenizer("unigram" if arch == "xlm-roberta" else "wordpiece")
-    common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, pad_token_id=tok.pad_token_id)
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=tok.pad_token_id,
+    )
     if arch == "bert":
         model = transformers.BertForMaskedLM(transformers.BertConfig(max_position_embeddings=128, **common))
     elif arch == "xlm-roberta":
-        config = transformers.XLMRobertaConfig(max_position_embeddings=130, bos_token_id=tok.bos_token_id,
-                                               eos_token_id=tok.eos_token_id, **common)
+        config = transformers.XLMRobertaConfig(
+            max_position_embeddings=130, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **common
+        )
         model = transformers.XLMRobertaForMaskedLM(config)
     elif arch == "modernbert":
-        config = transformers.ModernBertConfig(max_position_embeddings=128, cls_token_id=tok.cls_token_id,
-                                               sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
-                                               eos_token_id=tok.sep_token_id, global_attn_every_n_layers=2,
-                                               local_attention=16, **common)
+        config = transformers.ModernBertConfig(
+            max_position_embeddings=128,
+            cls_token_id=tok.cls_token_id,
+            sep_token_id=tok.sep_token_id,
+            bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id,
+            global_attn_every_n_layers=2,
+            local_attention=16,
+            **common,
+        )
         model = transformers.ModernBertForMaskedLM(config)
     else:
         raise ValueError(arch)
