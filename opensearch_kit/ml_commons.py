@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -12,18 +11,22 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 from tqdm import tqdm
 
 from opensearch_kit.errors import KitError
+from opensearch_kit.maven import file_digest
 
 ML = "/_plugins/_ml"
 CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHUNK_SIZE)
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 
 
+BREAKER_FIX = (
+    "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
+    "jvm_heap_memory_threshold / disk_free_space_threshold"
+)
+
+
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The model_content_hash_value ML Commons checks at deploy."""
+    return file_digest(path, "sha256")
 
 
 class MLCommons:
@@ -147,10 +150,7 @@ def deploy_failure(task: dict) -> KitError:
     if "libtorch" in error.lower() or "unknown builtin op" in error.lower() or "schema" in error.lower():
         fix = "the server's libtorch (2.5.1) lacks an op the model uses: re-export with opensearch-kit export"
     elif "memory" in error.lower() or "circuit" in error.lower():
-        fix = (
-            "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
-            "jvm_heap_memory_threshold / disk_free_space_threshold"
-        )
+        fix = BREAKER_FIX
     return KitError(f"ML task {task.get('task_type', '')} failed: {error}", fix)
 
 
@@ -163,10 +163,7 @@ def explain(e: TransportError) -> KitError:
     elif "no eligible node" in text or "only_run_on_ml_node" in text or "ml node" in text:
         fix = "add a node with the ml role, or set plugins.ml_commons.only_run_on_ml_node: false"
     elif "circuit" in text or "memory" in text or "disk" in text:
-        fix = (
-            "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
-            "jvm_heap_memory_threshold / disk_free_space_threshold"
-        )
+        fix = BREAKER_FIX
     else:
         fix = "see the server's reason above"
     return KitError(f"ML Commons error {e.status_code}: {reason[:2000]}", fix)

