@@ -115,13 +115,12 @@ NORI = JarPlugin(
 MARKER = ".opensearch-kit-assembled"
 
 
-def manifest() -> dict:
+ARTIFACTS = (CORE, *PLUGIN_ZIPS, NORI.artifact, PYTORCH_NATIVE, PYTORCH_JNI)
+
+
+def manifest() -> list[str]:
     """What an assembled install is made of; a change re-assembles it."""
-    return {
-        "opensearch": OPENSEARCH_VERSION,
-        "plugins": [str(a) for a in PLUGIN_ZIPS] + [str(NORI.artifact)],
-        "natives": [str(PYTORCH_NATIVE), str(PYTORCH_JNI)],
-    }
+    return [str(a) for a in ARTIFACTS]
 
 
 def assemble(install_root: Path, maven: MavenCache, jdk: Jdk) -> Path:
@@ -130,19 +129,19 @@ def assemble(install_root: Path, maven: MavenCache, jdk: Jdk) -> Path:
     marker = home / MARKER
     if marker.exists() and json.loads(marker.read_text()) == manifest():
         return home
-    artifacts = [CORE, *PLUGIN_ZIPS, NORI.artifact, PYTORCH_NATIVE, PYTORCH_JNI]
-    paths = {a: maven.fetch(a) for a in tqdm(artifacts, desc="artifacts", unit="file", leave=False)}
+    paths = {a: maven.fetch(a) for a in tqdm(ARTIFACTS, desc="artifacts", unit="file", leave=False)}
     staging = install_root / ".assembling"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     _extract(paths[CORE], staging)
     built = staging / f"opensearch-{OPENSEARCH_VERSION}"
+    lucene = lucene_version(built)
     for module in REQUIRED_MODULES:
         if not (built / "modules" / module.name).is_dir():
-            install_jar_plugin(built / "modules", module, maven, lucene_version(built))
+            install_jar_plugin(built / "modules", module, maven, lucene)
     for plugin in tqdm(PLUGIN_ZIPS, desc="installing plugins", unit="plugin", leave=False):
         _install_plugin_zip(built, paths[plugin], jdk)
-    install_jar_plugin(built / "plugins", NORI, maven, lucene_version(built))
+    install_jar_plugin(built / "plugins", NORI, maven, lucene)
     _extract_natives(paths[PYTORCH_NATIVE], paths[PYTORCH_JNI], built / "djl-natives")
     (built / MARKER).write_text(json.dumps(manifest()))
     shutil.rmtree(home, ignore_errors=True)
@@ -255,7 +254,7 @@ def stage_djl_natives(home: Path, data_dir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for lib in (home / "djl-natives").iterdir():
         dest = target / lib.name
-        if dest.exists() and dest.stat().st_size == lib.stat().st_size:
+        if dest.exists() and os.path.samefile(dest, lib):
             continue
         dest.unlink(missing_ok=True)
         try:
