@@ -199,7 +199,7 @@ def export_sparse_cmd(model, fmt, out_dir, name, prune_ratio, quantize, max_leng
 @json_option
 def export_sparse_tokenizer_cmd(model, idf_source, out_dir, name, as_json):
     """Build the inference-free query side: a SPARSE_TOKENIZE zip with tokenizer.json and idf.json."""
-    from opensearch_kit.sparse_export import default_name
+    from opensearch_kit.artifact import default_name
     from opensearch_kit.sparse_tokenizer import export_sparse_tokenizer
 
     zip_path, register = export_sparse_tokenizer(model, idf_source, out_dir, name or f"{default_name(model)}-tokenizer")

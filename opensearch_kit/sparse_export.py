@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
+from opensearch_kit.artifact import FORMATS, Export, build_zip, default_name, register_body, save_tokenizer, write_json
 from opensearch_kit.errors import KitError
-from opensearch_kit.ml_commons import sha256_file
 
 # ML Commons' tokenizer (DJL) truncates at min(tokenizer.json max_length, 512).
 SERVER_MAX_LENGTH = 512
@@ -20,7 +18,6 @@ SERVER_MAX_LENGTH = 512
 ONNX_OPSET = 17
 # The names ml-commons' translator gives the two input arrays (DJL matches ONNX inputs by name).
 ONNX_INPUTS = ("input1.input_ids", "input1.attention_mask")
-FORMATS = {"torchscript": ("TORCH_SCRIPT", ".pt"), "onnx": ("ONNX", ".onnx")}
 
 
 @dataclass
@@ -167,50 +164,6 @@ def write_onnx(encoder: SparseEncoderModule, inputs: dict[str, torch.Tensor], pa
         )
 
 
-def save_tokenizer(tokenizer, max_length: int, path: Path) -> None:
-    """tokenizer.json with truncation at the model's max length and no padding (DJL pads itself)."""
-    backend = tokenizer.backend_tokenizer
-    backend.enable_truncation(max_length)
-    backend.no_padding()
-    backend.save(str(path))
-
-
-def build_zip(out_dir: Path, name: str, model_file: Path, tokenizer_file: Path) -> Path:
-    path = out_dir / f"{name}.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(model_file, model_file.name)
-        zf.write(tokenizer_file, "tokenizer.json")
-    return path
-
-
-def register_body(name: str, zip_path: Path, model_format: str, function_name: str, description: str) -> dict:
-    """The ML Commons _register_meta fields for a local zip (function_name before any model_config)."""
-    return {
-        "name": name,
-        "version": "1.0.0",
-        "function_name": function_name,
-        "model_format": model_format,
-        "description": description,
-        "model_content_hash_value": sha256_file(zip_path),
-        "model_content_size_in_bytes": zip_path.stat().st_size,
-    }
-
-
-def default_name(model_path: str) -> str:
-    return Path(model_path.rstrip("/")).name.replace("/", "-") or "sparse-encoder"
-
-
-@dataclass
-class SparseExport:
-    """What `export sparse` wrote: the zip, the register body, the parity report and, for ONNX, the model."""
-
-    zip_path: Path
-    register_path: Path
-    report_path: Path
-    model_file: Path
-    report: dict
-
-
 def export_sparse(
     model_path: str,
     fmt: str,
@@ -221,7 +174,7 @@ def export_sparse(
     trust_remote_code: bool = False,
     max_length: int | None = None,
     tolerance: float = 1e-4,
-) -> SparseExport:
+) -> Export:
     """Export, zip, write the register body and check parity; a KitError with the figures when parity fails."""
     from opensearch_kit.parity import SAMPLE_TEXTS
 
@@ -250,7 +203,7 @@ def export_sparse(
         "parity": parity.as_dict(),
     }
     if not parity.ok:
-        _write_json(out_dir / f"{name}.parity.json", report)
+        write_json(out_dir / f"{name}.parity.json", report)
         raise KitError(
             f"parity check failed: {parity.summary()}",
             f"the exported graph differs from the original; details in {out_dir / (name + '.parity.json')}",
@@ -265,14 +218,10 @@ def export_sparse(
     zip_path = build_zip(out_dir, name, model_file, tokenizer_file)
     description = f"SPLADE sparse encoder exported by opensearch-kit from {model_path}"
     register_path = out_dir / f"{name}.json"
-    _write_json(register_path, register_body(name, zip_path, model_format, "SPARSE_ENCODING", description))
+    write_json(register_path, register_body(name, zip_path, model_format, "SPARSE_ENCODING", description))
     report_path = out_dir / f"{name}.parity.json"
-    _write_json(report_path, report)
-    return SparseExport(zip_path, register_path, report_path, model_file, report)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_json(report_path, report)
+    return Export(zip_path, register_path, report_path, model_file, report)
 
 
 def reference_vectors(encoder: SparseEncoderModule, loaded: LoadedSparse, texts: list[str]):

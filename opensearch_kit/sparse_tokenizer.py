@@ -57,7 +57,7 @@ def export_sparse_tokenizer(model_path: str, idf_source: Path, out_dir: Path, na
     """Write <name>.zip (tokenizer.json + idf.json) and its register body <name>.json."""
     from transformers import AutoTokenizer
 
-    from opensearch_kit.sparse_export import register_body, save_tokenizer
+    from opensearch_kit.artifact import register_body, save_tokenizer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     hf = AutoTokenizer.from_pretrained(model_path)
