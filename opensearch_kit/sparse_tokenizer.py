@@ -12,23 +12,13 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from opensearch_kit.corpus import Corpus, Doc
 from opensearch_kit.errors import KitError
 
 
 def read_corpus_texts(source: Path) -> Iterator[str]:
-    """Texts of a JSONL file (title + text) or of a BEIR directory's corpus.jsonl; bad lines are skipped."""
-    path = source / "corpus.jsonl" if source.is_dir() else source
-    if not path.exists():
-        raise KitError(f"no corpus at {path}", "pass a JSONL file or a BEIR directory holding corpus.jsonl")
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            text = " ".join(str(doc.get(k) or "") for k in ("title", "text")).strip()
-            if text:
-                yield text
+    """Texts (title + text) of a JSONL file or of a BEIR directory's corpus.jsonl; bad lines are skipped."""
+    return (doc.text for doc in Corpus(source) if isinstance(doc, Doc))
 
 
 def compute_idf(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 256) -> dict[str, float]:
