@@ -15,7 +15,7 @@ from opensearch_kit.local_cluster import DEFAULT_HEAP, LocalCluster, default_cac
 from opensearch_kit.maven import MAVEN_REPO_ENV, MavenCache
 
 
-def emit(record: dict, as_json: bool, text: str) -> None:
+def emit(record: dict | list, as_json: bool, text: str) -> None:
     """Print `record` as JSON for scripts, or `text` for people."""
     click.echo(json.dumps(record, indent=2, ensure_ascii=False) if as_json else text)
 
@@ -204,6 +204,114 @@ def export_sparse_tokenizer_cmd(model, idf_source, out_dir, name, as_json):
 
     zip_path, register = export_sparse_tokenizer(model, idf_source, out_dir, name or f"{default_name(model)}-tokenizer")
     emit({"zip": str(zip_path), "register": str(register)}, as_json, f"wrote {zip_path} and {register}")
+
+
+def _ml(ctx: click.Context):
+    from opensearch_kit.ml_commons import MLCommons
+
+    return MLCommons(ctx.obj.client())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--kind", type=click.Choice(["sparse", "sparse-tokenizer", "dense", "reranker"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
+@click.option("--name", help="Model name (default: the model folder name).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where an export goes when SOURCE is a model (default: ./exports/<name>).",
+)
+@click.option("--idf", type=click.Path(exists=True, path_type=Path), help="sparse-tokenizer: idf.json or a corpus.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the deploy task.")
+@click.option("--no-check", is_flag=True, help="Skip the in-cluster parity check.")
+@json_option
+@click.pass_context
+def deploy(ctx, source, kind, fmt, name, out_dir, idf, trust_remote_code, timeout, no_check, as_json) -> None:
+    """Register, deploy and verify a model in ML Commons; prints its model id.
+
+    SOURCE is an exported zip (or its folder) from `opensearch-kit export`, or a model (local path or hub id),
+    which is exported first. An identical model already in the cluster is reused: nothing is uploaded again.
+    The cluster then predicts sample texts and must return what the original model returns.
+    """
+    from opensearch_kit.artifact import default_name
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.deploy import Artifact, deploy_artifact, export_model, is_artifact
+
+    if is_artifact(source):
+        artifact = Artifact.locate(Path(source))
+    else:
+        out_dir = out_dir or Path("exports") / (name or default_name(source))
+        artifact = export_model(kind, source, fmt, out_dir, name, idf=idf, trust_remote_code=trust_remote_code)
+    with cluster_errors(ctx.obj):
+        record = deploy_artifact(_ml(ctx), artifact, kind, timeout, check=not no_check, progress=not as_json)
+    how = (
+        "already registered, nothing uploaded"
+        if record["reused"]
+        else f"uploaded {record['uploaded_bytes'] / 1e6:.1f} MB in {record['upload_seconds']}s"
+    )
+    lines = [f"{record['model_id']}  {record['name']} ({kind}): {how}, deploy {record['deploy_seconds']}s"]
+    if "cluster_parity" in record:
+        p = record["cluster_parity"]
+        detail = f"max|diff| {p['max_abs_diff']:.2e}" if "max_abs_diff" in p else f"min cosine {p['min_cosine']:.6f}"
+        lines.append(f"in-cluster parity: OK ({detail} on {p['texts']} texts)")
+    emit(record, as_json, "\n".join(lines))
+
+
+@main.group()
+def models() -> None:
+    """List, undeploy and delete ML Commons models."""
+
+
+@models.command("list")
+@json_option
+@click.pass_context
+def models_list(ctx, as_json) -> None:
+    """Every registered model: id, state, function, format, name."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        found = _ml(ctx).list_models()
+    keys = ("model_id", "name", "model_state", "algorithm", "model_format", "model_content_hash_value")
+    rows = [{k: m.get(k) for k in keys} for m in found]
+    table = "\n".join(
+        f"{r['model_id']:<22} {r['model_state'] or '':<18} {r['algorithm'] or '':<18} {r['model_format'] or '':<13} "
+        f"{r['name']}"
+        for r in rows
+    )
+    emit(rows, as_json, table or "no models")
+
+
+@models.command("undeploy")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_undeploy(ctx, model_id, as_json) -> None:
+    """Unload a model from every node (it stays registered)."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        ml = _ml(ctx)
+        ml.get(model_id)
+        result = ml.undeploy(model_id)
+    emit({"model_id": model_id, "undeployed": result}, as_json, f"undeployed {model_id}")
+
+
+@models.command("delete")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_delete(ctx, model_id, as_json) -> None:
+    """Undeploy and delete a model."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        ml = _ml(ctx)
+        ml.get(model_id)
+        ml.delete(model_id)
+    emit({"model_id": model_id, "deleted": True}, as_json, f"deleted {model_id}")
 
 
 def run() -> None:

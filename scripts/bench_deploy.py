@@ -38,7 +38,7 @@ def main() -> None:
             export = export_sparse(model, "torchscript", Path(tmp) / label, name=f"bench-{label}")
             meta = json.loads(export.register_path.read_text())
             start = time.perf_counter()
-            model_id = ml.register_zip(export.zip_path, meta)
+            model_id = ml.register_zip(export.zip_path, meta).model_id
             uploaded = time.perf_counter()
             ml.deploy(model_id)
             deployed = time.perf_counter()
