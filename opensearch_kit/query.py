@@ -318,6 +318,8 @@ def _pipeline(options, config, signals, definitions, body) -> str | None:
         if not any(kind in p for p in definitions[name].get(section) or [] for kind in kinds):
             raise KitError(f"search pipeline {name!r} has no {' or '.join(kinds)} in {section}", _PIPELINE_FIX[role])
         parts.append(definitions[name])
+        if role == "rerank":
+            _include_source(body, rerank_fields(definitions[name]))
     if options.mode == "hybrid" and options.weights is None:
         weights = hybrid_weights(parts[0])
         if weights is not None:
@@ -327,6 +329,23 @@ def _pipeline(options, config, signals, definitions, body) -> str | None:
         return required_pipelines(options, config)[0]
     body["search_pipeline"] = _compose(parts, options)
     return None
+
+
+def rerank_fields(definition: Mapping) -> list[str]:
+    """Document fields a rerank pipeline reads from each hit's _source: ml_opensearch's context.document_fields
+    (a field missing from _source is silently reranked as an empty string) and by_field's target_field."""
+    fields: list[str] = []
+    for processor in definition.get("response_processors") or []:
+        rerank = processor.get("rerank") or {}
+        fields += (rerank.get("context") or {}).get("document_fields") or []
+        if "by_field" in rerank:
+            fields.append(rerank["by_field"]["target_field"])
+    return fields
+
+
+def _include_source(body: dict, fields: list[str]) -> None:
+    current = body["_source"]["includes"] if body["_source"] else []
+    body["_source"] = {"includes": list(dict.fromkeys([*current, *fields]))} if current or fields else False
 
 
 def _compose(definitions: list[Mapping], options: QueryOptions) -> dict:

@@ -158,6 +158,10 @@ def test_rerank_needs_its_pipeline_and_sends_the_query_context():
     request = build(spec="bm25+rerank", k=10, rerank_depth=50)
     assert request.pipeline == "ix-rerank" and request.k == 10 and request.body["size"] == 50
     assert request.body["ext"] == {"rerank": {"query_context": {"query_text": "what is sparse retrieval"}}}
+    assert request.body["_source"] == {"includes": ["title", "text"]}
+    by_field = {"response_processors": [{"rerank": {"by_field": {"target_field": "quality"}}}]}
+    request = build(definitions={"ix-rerank": by_field}, spec="bm25+rerank", source=())
+    assert request.body["_source"] == {"includes": ["quality"]}  # the reranker reads it from _source
 
 
 def test_hybrid_with_rerank_composes_one_inline_pipeline():
