@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from opensearchpy import OpenSearch
@@ -11,7 +12,7 @@ from tqdm import tqdm
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.errors import KitError
 from opensearch_kit.metrics import METRICS, Run, score_run
-from opensearch_kit.query import IndexConfig, QueryOptions
+from opensearch_kit.query import IndexConfig, QueryOptions, signals_of
 from opensearch_kit.search import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 
 DEFAULT_MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rerank")
@@ -46,16 +47,19 @@ def evaluate(
     if not queries:
         raise KitError(f"no query of {beir_dir / 'queries.jsonl'} is judged in qrels/{split}.tsv", "check --split")
     searcher = Searcher(client, index, config, sparse_encoder, dense_encoder, encoding)
-    plans = [
-        QueryOptions.parse(mode, k=k, source=(), hybrid=hybrid if mode.startswith("hybrid") else ()) for mode in modes
-    ]
+    plans = {}
+    for mode in modes:
+        options = QueryOptions.parse(mode, k=k, source=())
+        plans[options.label] = replace(options, hybrid=hybrid) if options.mode == "hybrid" else options
     first = next(iter(queries.values()))
-    for options in plans:  # refuse a misconfigured mode before spending time on the others
+    for options in plans.values():  # refuse a misconfigured mode before spending time on the others
         searcher.build(first, options)
+    signals = dict.fromkeys(s for options in plans.values() for s in signals_of(options, searcher.config))
+    encoding = {s: "local" if searcher.uses_local(s) else "cluster" for s in signals if s != "bm25"}
     judged = {qid: qrels[qid] for qid in queries}
     results, runs = {}, {}
     with tqdm(total=len(plans) * len(queries), desc=f"eval {index}", unit="query", disable=not progress) as bar:
-        for options in plans:
+        for options in plans.values():
             run: Run = {}
             latencies = []
             bar.set_postfix_str(options.label)
@@ -75,6 +79,7 @@ def evaluate(
         "split": split,
         "k": k,
         "queries": len(queries),
+        "query_encoding": encoding,
         "metrics": list(METRICS),
         "modes": results,
         "runs": runs,

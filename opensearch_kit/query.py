@@ -131,9 +131,10 @@ def required_pipelines(options: QueryOptions, config: IndexConfig) -> list[str]:
     for role in pipeline_roles(options):
         name = config.pipelines.get(role)
         if not name:
-            raise KitError(
-                f"{options.label} needs a {role!r} search pipeline and the index has none", _PIPELINE_FIX[role]
-            )
+            fix = _PIPELINE_FIX[role]
+            if role == "rerank" and config.rerank_model_id:
+                fix += f"; its ml_opensearch model_id is the index's rerank model {config.rerank_model_id}"
+            raise KitError(f"{options.label} needs a {role!r} search pipeline and the index has none", fix)
         names.append(name)
     return names
 
@@ -219,6 +220,18 @@ def hybrid_weights(definition: Mapping) -> list[float] | None:
         return None
     weights = (processor.get("combination") or {}).get("parameters", {}).get("weights")
     return [float(w) for w in weights] if weights else None
+
+
+def rerank_fields(definition: Mapping) -> list[str]:
+    """Document fields a rerank pipeline reads from each hit's _source: ml_opensearch's context.document_fields
+    (a field missing from _source is silently reranked as an empty string) and by_field's target_field."""
+    fields: list[str] = []
+    for processor in definition.get("response_processors") or []:
+        rerank = processor.get("rerank") or {}
+        fields += (rerank.get("context") or {}).get("document_fields") or []
+        if "by_field" in rerank:
+            fields.append(rerank["by_field"]["target_field"])
+    return fields
 
 
 _PIPELINE_FIX = {
@@ -310,37 +323,24 @@ def _pipeline(options, config, signals, definitions, body) -> str | None:
     roles = pipeline_roles(options)
     if not roles:
         return NO_PIPELINE
-    parts = []
-    for role, name in zip(roles, required_pipelines(options, config), strict=True):
+    names = required_pipelines(options, config)
+    for role, name in zip(roles, names, strict=True):
         if name not in definitions:
             raise KitError(f"search pipeline {name!r} ({role}) does not exist on the cluster", _PIPELINE_FIX[role])
         section, kinds = _ROLE_PROCESSORS[role]
         if not any(kind in p for p in definitions[name].get(section) or [] for kind in kinds):
             raise KitError(f"search pipeline {name!r} has no {' or '.join(kinds)} in {section}", _PIPELINE_FIX[role])
-        parts.append(definitions[name])
         if role == "rerank":
             _include_source(body, rerank_fields(definitions[name]))
+    parts = [definitions[name] for name in names]
     if options.mode == "hybrid" and options.weights is None:
         weights = hybrid_weights(parts[0])
         if weights is not None:
-            _check_weights(weights, signals, f"search pipeline {required_pipelines(options, config)[0]!r}")
-    inline = len(parts) > 1 or options.weights is not None or (options.explain and options.mode == "hybrid")
-    if not inline:
-        return required_pipelines(options, config)[0]
+            _check_weights(weights, signals, f"search pipeline {names[0]!r}")
+    if len(parts) == 1 and options.weights is None and not (options.explain and options.mode == "hybrid"):
+        return names[0]
     body["search_pipeline"] = _compose(parts, options)
     return None
-
-
-def rerank_fields(definition: Mapping) -> list[str]:
-    """Document fields a rerank pipeline reads from each hit's _source: ml_opensearch's context.document_fields
-    (a field missing from _source is silently reranked as an empty string) and by_field's target_field."""
-    fields: list[str] = []
-    for processor in definition.get("response_processors") or []:
-        rerank = processor.get("rerank") or {}
-        fields += (rerank.get("context") or {}).get("document_fields") or []
-        if "by_field" in rerank:
-            fields.append(rerank["by_field"]["target_field"])
-    return fields
 
 
 def _include_source(body: dict, fields: list[str]) -> None:

@@ -127,8 +127,10 @@ class Searcher:
         )
 
     def search(self, text: str, options: QueryOptions | None = None) -> SearchResult:
-        """Run one query; the latency covers local encoding and the HTTP round trip."""
+        """Run one query; the latency covers local encoding and the HTTP round trip (pipeline definitions are
+        fetched once per searcher, outside it)."""
         options = options or QueryOptions()
+        self.pipeline_definitions(required_pipelines(options, self.config))
         began = time.perf_counter()
         request = self.build(text, options)
         try:

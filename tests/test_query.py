@@ -153,8 +153,8 @@ def test_weights_override_goes_inline_with_the_pipeline_technique():
 
 def test_rerank_needs_its_pipeline_and_sends_the_query_context():
     with pytest.raises(KitError, match="needs a 'rerank' search pipeline") as err:
-        build(config=IndexConfig(pipelines={"hybrid": "ix-hybrid"}), spec="bm25+rerank")
-    assert "silently ignored" in err.value.fix
+        build(config=IndexConfig(rerank_model_id="ce-1", pipelines={"hybrid": "ix-hybrid"}), spec="bm25+rerank")
+    assert "silently ignored" in err.value.fix and "rerank model ce-1" in err.value.fix
     request = build(spec="bm25+rerank", k=10, rerank_depth=50)
     assert request.pipeline == "ix-rerank" and request.k == 10 and request.body["size"] == 50
     assert request.body["ext"] == {"rerank": {"query_context": {"query_text": "what is sparse retrieval"}}}

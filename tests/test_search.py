@@ -285,6 +285,7 @@ def test_eval_metrics_equal_ir_measures_and_files_are_written(client, index, bei
         progress=False,
     )
     assert report["queries"] == 4 and list(report["modes"]) == modes  # the unjudged query is left out
+    assert report["query_encoding"] == {"sparse": "local", "dense": "local"}
     assert json.loads(out.read_text()) == report
     measures = {"NDCG@1": nDCG @ 1, "NDCG@3": nDCG @ 3, "NDCG@5": nDCG @ 5, "NDCG@10": nDCG @ 10}
     measures |= {"Recall@10": R @ 10, "Recall@100": R @ 100}
