@@ -223,9 +223,10 @@ def test_hybrid_explain_gives_raw_per_signal_scores(searcher):
 
 def test_weights_are_applied_inline(searcher):
     bm25 = [h.id for h in searcher.search(QUERIES["q3"], QueryOptions(mode="bm25", k=12)).hits]
-    only_bm25 = QueryOptions(mode="hybrid", k=12, weights=(1.0, 0.0, 0.0))
-    hybrid = [h.id for h in searcher.search(QUERIES["q3"], only_bm25).hits]
-    assert hybrid[: len(bm25)] == bm25
+    for rrf in (False, True):
+        only_bm25 = QueryOptions(mode="hybrid", k=12, rrf=rrf, weights=(1.0, 0.0, 0.0))
+        hybrid = [h.id for h in searcher.search(QUERIES["q3"], only_bm25).hits]
+        assert hybrid[: len(bm25)] == bm25 and len(hybrid) > len(bm25), rrf
 
 
 def test_misconfigured_hybrid_is_refused_though_the_cluster_would_answer(client, index, searcher, config):
