@@ -1,9 +1,10 @@
-"""Retrieval metrics with trec_eval's conventions, as pytrec_eval (and ir-measures through it) computes them.
+"""Retrieval metrics with trec_eval's conventions, as pytrec_eval (ir-measures' provider for nDCG and R) computes them.
 
 A run is {query-id: {doc-id: score}}; its order is recomputed as trec_eval does: score descending, ties by doc-id
 descending (strcmp order). Gains are the relevance grades (not 2^grade - 1) with a log2(rank + 1) discount; a document
 is relevant for Recall and MRR when its grade is at least 1. Every judged query counts in the mean, one without hits
-scoring 0, as ir-measures averages (trec_eval -c).
+scoring 0, as ir-measures averages (trec_eval -c). MRR@10 ranks the same way; ir-measures' RR@10 comes from its
+msmarco provider, which breaks ties by doc id ascending.
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ def test_ties_break_by_doc_id_descending():
     assert values["q1"]["MRR@10"] == 0.5
     assert values["q2"]["NDCG@1"] == 1.0 and values["q2"]["MRR@10"] == 1.0  # d5 before d4
     assert_equal_to_ir_measures(qrels, run)
+    msmarco = {m.query_id: m.value for m in ir_measures.iter_calc([RR @ 10], qrels, run)}
+    assert msmarco == {"q1": 1.0, "q2": 0.5}  # ir-measures' own RR@10 breaks these ties by doc id ascending
 
 
 def test_random_graded_runs_with_ties_equal_ir_measures():
