@@ -12,23 +12,16 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from opensearch_kit.beir import corpus_path, iter_jsonl
 from opensearch_kit.errors import KitError
 
 
 def read_corpus_texts(source: Path) -> Iterator[str]:
     """Texts of a JSONL file (title + text) or of a BEIR directory's corpus.jsonl; bad lines are skipped."""
-    path = source / "corpus.jsonl" if source.is_dir() else source
-    if not path.exists():
-        raise KitError(f"no corpus at {path}", "pass a JSONL file or a BEIR directory holding corpus.jsonl")
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            text = " ".join(str(doc.get(k) or "") for k in ("title", "text")).strip()
-            if text:
-                yield text
+    for doc in iter_jsonl(corpus_path(source)):
+        text = " ".join(str(doc.get(k) or "") for k in ("title", "text")).strip()
+        if text:
+            yield text
 
 
 def compute_idf(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 256) -> dict[str, float]:
