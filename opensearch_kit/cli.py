@@ -15,7 +15,7 @@ from opensearch_kit.local_cluster import DEFAULT_HEAP, LocalCluster, default_cac
 from opensearch_kit.maven import MAVEN_REPO_ENV, MavenCache
 
 
-def emit(record: dict, as_json: bool, text: str) -> None:
+def emit(record: dict | list, as_json: bool, text: str) -> None:
     """Print `record` as JSON for scripts, or `text` for people."""
     click.echo(json.dumps(record, indent=2, ensure_ascii=False) if as_json else text)
 
@@ -395,6 +395,271 @@ def ingest_cmd(
     emit(report.to_dict(), as_json, report.summary())
     if not report.count_ok:
         raise KitError("the count check failed: read != indexed + rejected + skipped", "report this as a bug")
+
+
+def _ml(ctx: click.Context):
+    from opensearch_kit.ml_commons import MLCommons
+
+    return MLCommons(ctx.obj.client())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--kind", type=click.Choice(["sparse", "sparse-tokenizer", "dense", "reranker"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
+@click.option("--name", help="Model name (default: the model folder name).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where an export goes when SOURCE is a model (default: ./exports/<name>).",
+)
+@click.option("--idf", type=click.Path(exists=True, path_type=Path), help="sparse-tokenizer: idf.json or a corpus.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the deploy task.")
+@click.option("--no-check", is_flag=True, help="Skip the in-cluster parity check.")
+@json_option
+@click.pass_context
+def deploy(ctx, source, kind, fmt, name, out_dir, idf, trust_remote_code, timeout, no_check, as_json) -> None:
+    """Register, deploy and verify a model in ML Commons; prints its model id.
+
+    SOURCE is an exported zip (or its folder) from `opensearch-kit export`, or a model (local path or hub id),
+    which is exported first. An identical model already in the cluster is reused: nothing is uploaded again.
+    The cluster then predicts sample texts and must return what the original model returns.
+    """
+    from opensearch_kit.artifact import default_name
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.deploy import Artifact, deploy_artifact, export_model, is_artifact
+
+    if is_artifact(source):
+        artifact = Artifact.locate(Path(source))
+    else:
+        out_dir = out_dir or Path("exports") / (name or default_name(source))
+        artifact = export_model(kind, source, fmt, out_dir, name, idf=idf, trust_remote_code=trust_remote_code)
+    with cluster_errors(ctx.obj):
+        record = deploy_artifact(_ml(ctx), artifact, kind, timeout, check=not no_check, progress=not as_json)
+    how = (
+        "already registered, nothing uploaded"
+        if record["reused"]
+        else f"uploaded {record['uploaded_bytes'] / 1e6:.1f} MB in {record['upload_seconds']}s"
+    )
+    lines = [f"{record['model_id']}  {record['name']} ({kind}): {how}, deploy {record['deploy_seconds']}s"]
+    if "cluster_parity" in record:
+        p = record["cluster_parity"]
+        detail = f"max|diff| {p['max_abs_diff']:.2e}" if "max_abs_diff" in p else f"min cosine {p['min_cosine']:.6f}"
+        lines.append(f"in-cluster parity: OK ({detail} on {p['texts']} texts)")
+    emit(record, as_json, "\n".join(lines))
+
+
+@main.group()
+def models() -> None:
+    """List, undeploy and delete ML Commons models."""
+
+
+@models.command("list")
+@json_option
+@click.pass_context
+def models_list(ctx, as_json) -> None:
+    """Every registered model: id, state, function, format, name."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        found = _ml(ctx).list_models()
+    keys = ("model_id", "name", "model_state", "algorithm", "model_format", "model_content_hash_value")
+    rows = [{k: m.get(k) for k in keys} for m in found]
+    table = "\n".join(
+        f"{r['model_id']:<22} {r['model_state'] or '':<18} {r['algorithm'] or '':<18} {r['model_format'] or '':<13} "
+        f"{r['name']}"
+        for r in rows
+    )
+    emit(rows, as_json, table or "no models")
+
+
+@models.command("undeploy")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_undeploy(ctx, model_id, as_json) -> None:
+    """Unload a model from every node (it stays registered)."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        ml = _ml(ctx)
+        ml.get(model_id)
+        result = ml.undeploy(model_id)
+    emit({"model_id": model_id, "undeployed": result}, as_json, f"undeployed {model_id}")
+
+
+@models.command("delete")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_delete(ctx, model_id, as_json) -> None:
+    """Undeploy and delete a model."""
+    from opensearch_kit.client import cluster_errors
+
+    with cluster_errors(ctx.obj):
+        ml = _ml(ctx)
+        ml.get(model_id)
+        ml.delete(model_id)
+    emit({"model_id": model_id, "deleted": True}, as_json, f"deleted {model_id}")
+
+
+def _csv(kind: type):
+    """A click callback turning "a,b,c" into a tuple of `kind`."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError as e:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__} values, got {value!r}") from e
+
+    return parse
+
+
+def encoder_options(command):
+    """--sparse-encoder / --dense-encoder / --encoding: where queries are encoded."""
+    command = click.option(
+        "--encoding",
+        type=click.Choice(["auto", "local", "cluster"]),
+        default="auto",
+        show_default=True,
+        help="Encode queries with the index's in-cluster models, or locally (auto: in-cluster when recorded).",
+    )(command)
+    command = click.option(
+        "--dense-encoder",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Exported dense model directory for local query embedding.",
+    )(command)
+    return click.option(
+        "--sparse-encoder",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="ONNX sparse export directory for local query encoding.",
+    )(command)
+
+
+def _encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
+    from opensearch_kit.search import local_dense_encoder, local_sparse_encoder
+
+    return {
+        "sparse_encoder": local_sparse_encoder(sparse_dir) if sparse_dir else None,
+        "dense_encoder": local_dense_encoder(dense_dir) if dense_dir else None,
+    }
+
+
+@main.command("search")
+@click.argument("index")
+@click.argument("text")
+@click.option("--mode", type=click.Choice(["bm25", "sparse", "dense", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
+@click.option(
+    "--hybrid", "sub_queries", callback=_csv(str), help="Hybrid sub-queries, e.g. bm25,sparse (default: all)."
+)
+@click.option("--weights", callback=_csv(float), help="Hybrid weights in sub-query order, summing to 1, e.g. 0.3,0.7.")
+@click.option("--rrf", is_flag=True, help="Combine hybrid sub-queries by reciprocal rank fusion.")
+@click.option("--rerank", is_flag=True, help="Rerank with the index's rerank pipeline.")
+@click.option("--rerank-depth", type=click.IntRange(1), help="Hits the reranker sees (default: --k).")
+@click.option("--two-phase", is_flag=True, help="Sparse mode: prune the query, then rescore the top hits in full.")
+@click.option("--explain", is_flag=True, help="Show each hybrid signal's raw score per hit.")
+@encoder_options
+@json_option
+@click.pass_context
+def search_cmd(ctx, index, text, mode, k, sub_queries, weights, rrf, rerank, rerank_depth, two_phase, explain, **rest):
+    """Search INDEX for TEXT in one retrieval mode."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.query import QueryOptions
+    from opensearch_kit.search import Searcher
+
+    options = QueryOptions(
+        mode=mode,
+        k=k,
+        hybrid=sub_queries or (),
+        weights=weights,
+        rrf=rrf,
+        rerank=rerank,
+        rerank_depth=rerank_depth,
+        two_phase=two_phase,
+        explain=explain,
+    )
+    as_json = rest.pop("as_json")
+    with cluster_errors(ctx.obj):
+        searcher = Searcher(
+            ctx.obj.client(),
+            index,
+            encoding=rest["encoding"],
+            **_encoders(rest["sparse_encoder"], rest["dense_encoder"]),
+        )
+        result = searcher.search(text, options)
+    record = {
+        "index": index,
+        "mode": options.label,
+        "latency_ms": round(result.latency_ms, 1),
+        "took_ms": result.took_ms,
+        "hits": [vars(hit) for hit in result.hits],
+    }
+    lines = [f"{options.label} on {index}: {len(result.hits)} hit(s) in {result.latency_ms:.0f} ms"]
+    for rank, hit in enumerate(result.hits, 1):
+        shown = [searcher.config.title_field, searcher.config.text_field, *hit.source]
+        snippet = " | ".join(str(hit.source[f]) for f in dict.fromkeys(shown) if f in hit.source)
+        signals = "  " + " ".join(f"{s}={v:.4g}" for s, v in hit.signals.items()) if hit.signals else ""
+        lines.append(f"{rank:>3}. {hit.score:9.4f}  {hit.id}{signals}  {snippet[:80]}")
+    emit(record, as_json, "\n".join(lines))
+
+
+@main.command("eval")
+@click.argument("index")
+@click.argument("beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--modes",
+    default="bm25,sparse,dense,hybrid,hybrid+rerank",
+    show_default=True,
+    help="Comma-separated modes; flags join with +: hybrid+rrf, hybrid+rerank, sparse+two-phase.",
+)
+@click.option("--k", default=100, show_default=True, type=click.IntRange(1), help="Hits retrieved per query.")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to judge with.")
+@click.option("--hybrid", "sub_queries", callback=_csv(str), help="Sub-queries of hybrid modes (default: all).")
+@click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N judged queries.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
+@encoder_options
+@json_option
+@click.pass_context
+def eval_cmd(ctx, index, beir_dir, modes, k, split, sub_queries, max_queries, out, chart, **rest):
+    """Evaluate retrieval modes on a BEIR data set: NDCG@1/3/5/10, Recall@10/100, MRR@10, p50/p95 latency."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.evaluate import evaluate
+    from opensearch_kit.metrics import METRICS
+
+    as_json = rest.pop("as_json")
+    with cluster_errors(ctx.obj):
+        report = evaluate(
+            ctx.obj.client(),
+            index,
+            beir_dir,
+            [m.strip() for m in modes.split(",") if m.strip()],
+            k,
+            split=split,
+            hybrid=sub_queries or (),
+            max_queries=max_queries,
+            encoding=rest["encoding"],
+            out=out,
+            chart=chart,
+            progress=not as_json,
+            **_encoders(rest["sparse_encoder"], rest["dense_encoder"]),
+        )
+    width = max(len(m) for m in report["modes"])
+    lines = [
+        f"{index}: {report['queries']} queries, top {k}",
+        " ".join([f"{'mode':<{width}}", *METRICS, "p50 ms  p95 ms"]),
+    ]
+    for mode, result in report["modes"].items():
+        cells = [f"{result['metrics'][m]:>{len(m)}.4f}" for m in METRICS]
+        latency = result["latency_ms"]
+        lines.append(" ".join([f"{mode:<{width}}", *cells, f"{latency['p50']:6.1f}  {latency['p95']:6.1f}"]))
+    lines += [f"report: {out}"] * bool(out) + [f"chart: {chart}"] * bool(chart)
+    emit({key: value for key, value in report.items() if key != "runs"}, as_json, "\n".join(lines))
 
 
 def run() -> None:

@@ -39,8 +39,7 @@ class SparseEncoder:
 
     @cached_property
     def id_to_token(self) -> dict[int, str]:
-        """ML Commons decodes each id alone, skipping special tokens; a later id wins a shared string."""
-        return {i: self.tokenizer.decode([i], skip_special_tokens=True) for i in range(self.tokenizer.get_vocab_size())}
+        return decoded_vocab(self.tokenizer)
 
     def vectors(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Dense [len(texts), vocab] float32 weights; texts are sorted by length so each batch pads little."""
@@ -70,9 +69,19 @@ class SparseEncoder:
         return [{str(int(i)): float(v[i]) for i in np.flatnonzero(v)} for v in self.vectors(texts, batch_size)]
 
     def to_tokens(self, vector: np.ndarray) -> dict[str, float]:
-        weights: dict[str, float] = {}
-        for i in np.flatnonzero(vector):
-            token = self.id_to_token[int(i)]
-            if token:
-                weights[token] = float(vector[i])
-        return weights
+        return token_weights(self.id_to_token, vector)
+
+
+def decoded_vocab(tokenizer: Tokenizer) -> dict[int, str]:
+    """ML Commons decodes each id alone, skipping special tokens."""
+    return {i: tokenizer.decode([i], skip_special_tokens=True) for i in range(tokenizer.get_vocab_size())}
+
+
+def token_weights(vocab: dict[int, str], vector: np.ndarray) -> dict[str, float]:
+    """{token: weight} for the non-zero entries, as ML Commons builds it (a later id wins a shared string)."""
+    weights: dict[str, float] = {}
+    for i in np.flatnonzero(vector):
+        token = vocab[int(i)]
+        if token:
+            weights[token] = float(vector[i])
+    return weights

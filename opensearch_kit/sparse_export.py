@@ -201,6 +201,7 @@ def export_sparse(
         "max_length": loaded.max_length,
         "prune_ratio": prune_ratio,
         "parity": parity.as_dict(),
+        "reference": reference_weights(reference, tokenizer_file),
     }
     if not parity.ok:
         write_json(out_dir / f"{name}.parity.json", report)
@@ -236,6 +237,17 @@ def reference_vectors(encoder: SparseEncoderModule, loaded: LoadedSparse, texts:
         with torch.no_grad():
             rows.append(encoder.encode(enc["input_ids"], enc["attention_mask"])[0].numpy())
     return np.stack(rows)
+
+
+def reference_weights(reference, tokenizer_file: Path) -> dict:
+    """The original model's {token: weight} for each sample text, kept for the in-cluster check at deploy."""
+    from tokenizers import Tokenizer
+
+    from opensearch_kit.parity import SAMPLE_TEXTS
+    from opensearch_kit.sparse_encoder import decoded_vocab, token_weights
+
+    vocab = decoded_vocab(Tokenizer.from_file(str(tokenizer_file)))
+    return {"texts": SAMPLE_TEXTS, "weights": [token_weights(vocab, row) for row in reference]}
 
 
 def torchscript_runner(model_file: Path, loaded: LoadedSparse):

@@ -12,13 +12,16 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from opensearch_kit.corpus import Corpus, Doc
+from opensearch_kit.beir import corpus_path, iter_jsonl
 from opensearch_kit.errors import KitError
 
 
 def read_corpus_texts(source: Path) -> Iterator[str]:
-    """Texts (title + text) of a JSONL file or of a BEIR directory's corpus.jsonl; bad lines are skipped."""
-    return (doc.text for doc in Corpus(source) if isinstance(doc, Doc))
+    """Texts of a JSONL file (title + text) or of a BEIR directory's corpus.jsonl; bad lines are skipped."""
+    for doc in iter_jsonl(corpus_path(source)):
+        text = " ".join(str(doc.get(k) or "") for k in ("title", "text")).strip()
+        if text:
+            yield text
 
 
 def compute_idf(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 256) -> dict[str, float]:

@@ -78,7 +78,7 @@ def test_ml_commons_deploys_a_chunked_torchscript_model_offline(client, tmp_path
     path, model, tok = tiny_sparse_zip(tmp_path)
     ml = MLCommons(client)
     meta = {"name": "test-tiny-sparse", "model_format": "TORCH_SCRIPT", "function_name": "SPARSE_ENCODING"}
-    model_id = ml.register_zip(path, meta, chunk_size=1024, progress=False)
+    model_id = ml.register_zip(path, meta, chunk_size=1024, progress=False).model_id
     try:
         chunks = client.search(index=".plugins-ml-model", body={"query": {"term": {"model_id": model_id}}})
         assert path.stat().st_size > 1024 and chunks["hits"]["total"]["value"] > 1  # really uploaded in chunks

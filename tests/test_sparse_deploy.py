@@ -23,7 +23,7 @@ def cluster_weights(ml: MLCommons, model_id: str, texts: list[str]) -> list[dict
 
 def deploy(ml: MLCommons, export) -> str:
     meta = json.loads(export.register_path.read_text())
-    model_id = ml.register_zip(export.zip_path, meta, progress=False)
+    model_id = ml.register_zip(export.zip_path, meta, progress=False).model_id
     ml.deploy(model_id, timeout=300)
     return model_id
 
@@ -64,7 +64,7 @@ def test_sparse_tokenizer_returns_idf_weights(client, tmp_path):
     idf.write_text(json.dumps({"sparse": 3.5, "search": 1.25}))
     zip_path, register = export_sparse_tokenizer(model, idf, tmp_path / "out", "test-splade-tokenizer")
     ml = MLCommons(client)
-    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False)
+    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False).model_id
     try:
         ml.deploy(model_id, timeout=300)
         got = cluster_weights(ml, model_id, ["sparse search engine"])[0]
