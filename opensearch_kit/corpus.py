@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opensearch_kit.errors import KitError
+from opensearch_kit.beir import corpus_path
 
 
 @dataclass
@@ -37,14 +37,6 @@ class Rejected:
         return {"line": self.line, "id": self.id, "stage": self.stage, "reason": self.reason, "raw": self.raw}
 
 
-def corpus_file(source: Path) -> Path:
-    """The JSONL file of `source`: itself, or `corpus.jsonl` of a BEIR directory."""
-    path = Path(source) / "corpus.jsonl" if Path(source).is_dir() else Path(source)
-    if not path.is_file():
-        raise KitError(f"no corpus at {path}", "pass a JSONL file or a BEIR directory holding corpus.jsonl")
-    return path
-
-
 @dataclass
 class Corpus:
     """Documents of a JSONL file or BEIR directory; `id_field`, `text_field`, `title_field` name the JSON keys.
@@ -62,7 +54,7 @@ class Corpus:
     path: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.path = corpus_file(self.source)
+        self.path = corpus_path(Path(self.source))
 
     def count(self) -> int:
         """Lines to read (for a progress bar): newline count, capped at `limit`."""
@@ -105,9 +97,9 @@ class Corpus:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            return reject(f"malformed JSON: {e.msg} at column {e.colno}")
+            return reject(f"malformed JSON: {e}")
         if not isinstance(obj, dict):
-            return reject(f"a JSON {type(obj).__name__}, not an object")
+            return reject(f"not a JSON object but a {type(obj).__name__}")
         doc_id = obj.pop(self.id_field, None)
         if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or str(doc_id).strip() == "":
             return reject(f"missing or empty id field {self.id_field!r}")
@@ -115,9 +107,9 @@ class Corpus:
         body = obj.pop(self.text_field, None)
         title = obj.pop(self.title_field, None) if self.title_field else None
         if body is not None and not isinstance(body, str):
-            return reject(f"text field {self.text_field!r} is a {type(body).__name__}, not a string", doc_id)
+            return reject(f"text field {self.text_field!r} must be a string, not {type(body).__name__}", doc_id)
         if title is not None and not isinstance(title, str):
-            return reject(f"title field {self.title_field!r} is a {type(title).__name__}, not a string", doc_id)
+            return reject(f"title field {self.title_field!r} must be a string, not {type(title).__name__}", doc_id)
         body, title = (body or "").strip(), (title or "").strip()
         if not body:
             return reject(f"missing or empty text field {self.text_field!r}", doc_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -172,13 +173,19 @@ def wait_for_bulks(client: OpenSearch, index: str, timeout: float = 300) -> None
             t
             for node in tasks.get("nodes", {}).values()
             for t in node.get("tasks", {}).values()
-            if f"[{index}]" in t.get("description", "")
+            if index in bulk_indices(t.get("description", ""))
         ]
         if not running:
             return
         if time.monotonic() > deadline:
             raise KitError(f"bulk writes to {index} still running after {timeout:.0f}s", "wait, then resume again")
         time.sleep(1)
+
+
+def bulk_indices(description: str) -> list[str]:
+    """The indices a bulk task writes to, from its description "requests[N], indices[a, b]"."""
+    found = re.search(r"indices\[([^\]]*)\]", description)
+    return found[1].split(", ") if found else []
 
 
 def backoff(attempt: int) -> float:
@@ -411,7 +418,7 @@ class _Run:
                     return
                 else:
                     doc = pending[0][0]
-                    self.reject(Rejected(doc.line, doc.id, f"HTTP {e.status_code}: {reason(e)}", doc.raw, "index"))
+                    self.reject(Rejected(doc.line, doc.id, reason(e), doc.raw, "index"))
                     return
             if why is None:
                 retry, ok = [], 0
