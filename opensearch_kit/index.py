@@ -18,7 +18,8 @@ META_KEY = "opensearch_kit"
 META_SCHEMA = 1
 SPARSE_TYPES = ("rank_features", "sparse_vector")
 LUCENE_SPACES = ("l2", "cosinesimil", "innerproduct")
-NORMALIZATIONS = {"hybrid_minmax": "min_max", "hybrid_l2": "l2", "hybrid_zscore": "z_score"}
+# Pipeline role -> normalization technique; "hybrid" (min-max) is the role the query builder uses by default.
+NORMALIZATIONS = {"hybrid": "min_max", "hybrid_l2": "l2", "hybrid_zscore": "z_score"}
 MODEL_KINDS = {"sparse": "SPARSE_ENCODING", "dense": "TEXT_EMBEDDING", "rerank": "TEXT_SIMILARITY"}
 SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
 # Key under which neural-search writes one vector per chunk when the processor's input is a list.
@@ -70,7 +71,7 @@ def pipeline_names(index: str) -> dict[str, str]:
     """The deterministic names of an index's pipelines (two_phase and rerank exist only when applicable)."""
     return {
         "ingest": f"{index}-ingest",
-        "hybrid_minmax": f"{index}-hybrid-minmax",
+        "hybrid": f"{index}-hybrid-minmax",
         "hybrid_l2": f"{index}-hybrid-l2",
         "hybrid_zscore": f"{index}-hybrid-zscore",
         "rrf": f"{index}-rrf",
@@ -280,44 +281,57 @@ def build_meta(
     weights: list[float] | None,
     names: dict[str, str],
 ) -> dict:
-    """The `_meta.opensearch_kit` record of a new index."""
+    """The `_meta.opensearch_kit` record of a new index (schema in the README)."""
+    chunked = chunking is not None
+
+    def model(kind: str) -> dict:
+        return {"model_id": models[kind]["model_id"], "model_name": models[kind].get("name")}
 
     def vector(kind: str, field: str) -> dict:
-        nested = chunking is not None
         return {
-            "model_id": models[kind]["model_id"],
-            "model_name": models[kind].get("name"),
+            **model(kind),
             "field": field,
-            "nested_path": field if nested else None,
-            "query_field": f"{field}.{CHUNK_KEYS[kind]}" if nested else field,
+            "nested_path": field if chunked else None,
+            "query_field": f"{field}.{CHUNK_KEYS[kind]}" if chunked else field,
         }
 
-    meta: dict[str, Any] = {
+    sparse = {
+        **vector("sparse", FIELDS.sparse),
+        "type": sparse_type,
+        "format": "TOKEN_ID" if sparse_type == "sparse_vector" else "WORD",
+        "prune": asdict(prune) if prune else None,
+    }
+    dense = vector("dense", FIELDS.dense) if "dense" in models else None
+    rerank = model("rerank") if "rerank" in models else None
+    return {
         "schema": META_SCHEMA,
         "created_by": f"opensearch-kit {__version__}",
         "index": index,
         "language": language,
         "analyzer": analyzer,
-        "fields": {**asdict(FIELDS), "chunks": FIELDS.chunks if chunking else None},
-        "sparse": {
-            **vector("sparse", FIELDS.sparse),
-            "type": sparse_type,
-            "format": "TOKEN_ID" if sparse_type == "sparse_vector" else "WORD",
-            "prune": asdict(prune) if prune else None,
+        # What the query builder reads (query.IndexConfig.from_meta).
+        "text_field": FIELDS.text,
+        "title_field": FIELDS.title,
+        "sparse_field": sparse["query_field"],
+        "dense_field": dense["query_field"] if dense else None,
+        "sparse_model_id": sparse["model_id"],
+        "dense_model_id": dense["model_id"] if dense else None,
+        "rerank_model_id": rerank["model_id"] if rerank else None,
+        "pipelines": names,
+        # The details.
+        "fields": {
+            **asdict(FIELDS),
+            "chunks": FIELDS.chunks if chunked else None,
+            "dense": FIELDS.dense if dense else None,
         },
-        "dense": vector("dense", FIELDS.dense) if "dense" in models else None,
-        "rerank": {"model_id": models["rerank"]["model_id"], "model_name": models["rerank"].get("name")}
-        if "rerank" in models
-        else None,
+        "sparse": sparse,
+        "dense": dense,
+        "rerank": rerank,
         "chunking": {"algorithm": "fixed_token_length", "tokenizer": "standard", **asdict(chunking)}
-        if chunking
+        if chunked
         else None,
         "weights": weights,
-        "pipelines": names,
     }
-    if meta["dense"] is None:
-        meta["fields"]["dense"] = None
-    return meta
 
 
 def ingest_pipeline_body(index: str, meta: dict, batch_size: int = 16) -> dict:

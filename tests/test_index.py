@@ -19,6 +19,8 @@ from opensearch_kit.index import FIELDS, Chunking, create_index, delete_index, i
 from opensearch_kit.ingest import ingest
 from opensearch_kit.ml_commons import MLCommons
 from opensearch_kit.prune import Prune
+from opensearch_kit.query import QueryOptions
+from opensearch_kit.search import Searcher
 from opensearch_kit.templates import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +128,8 @@ def test_refuses_unknown_undeployed_and_wrong_kind_models(client, deployed_splad
         create_index(client, index, model_id, rerank_model=model_id)
     ml = MLCommons(client)
     zip_path = next(export_dir.glob("*.zip"))
-    registered = ml.register_zip(zip_path, json.loads(zip_path.with_suffix(".json").read_text()), progress=False)
+    meta = {**json.loads(zip_path.with_suffix(".json").read_text()), "name": "test-index-undeployed"}
+    registered = ml.register_zip(zip_path, meta, progress=False).model_id
     try:
         with pytest.raises(KitError, match=r"is REGISTER(ED|ING), not deployed") as e:
             create_index(client, index, registered)
@@ -153,7 +156,7 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
         "format": "WORD",
         "prune": {"type": "max_ratio", "ratio": 0.1},
     }
-    assert set(meta["pipelines"]) == {"ingest", "hybrid_minmax", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
+    assert set(meta["pipelines"]) == {"ingest", "hybrid", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
     mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping[FIELDS.sparse] == {"type": "rank_features"} and mapping[FIELDS.text]["analyzer"] == "standard"
     report = ingest(client, index, write_jsonl(tmp_path / "docs.jsonl", DOCS), progress=False)
@@ -161,14 +164,18 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
 
     sparse = {"neural_sparse": {FIELDS.sparse: {"query_text": "sparse term expansion", "model_id": model_id}}}
     hybrid = {"hybrid": {"queries": [{"match": {FIELDS.text: "sparse weighted terms"}}, sparse]}}
-    for key in ("hybrid_minmax", "hybrid_l2", "hybrid_zscore", "rrf"):
+    for key in ("hybrid", "hybrid_l2", "hybrid_zscore", "rrf"):
         assert search(client, index, hybrid, meta["pipelines"][key])[0] == "a", key
     assert search(client, index, sparse, meta["pipelines"]["two_phase"])[0] == "a"
     # A hybrid query with three sub-queries does not match the two weights: the processor really reads them.
     three = {"hybrid": {"queries": [*hybrid["hybrid"]["queries"], {"match": {FIELDS.title: "sparse"}}]}}
     with pytest.raises(TransportError) as e:
-        search(client, index, three, meta["pipelines"]["hybrid_minmax"])
+        search(client, index, three, meta["pipelines"]["hybrid"])
     assert "number of weights [2] must match number of sub-queries [3]" in json.dumps(e.value.info)
+
+    searcher = Searcher(client, index)  # the query builder reads the fields, models and pipelines from _meta
+    for spec in ("bm25", "sparse", "sparse+two-phase", "hybrid", "hybrid+rrf"):
+        assert searcher.search("sparse weighted terms", QueryOptions.parse(spec)).hits[0].id == "a", spec
 
     rerank = render("pipelines/search/rerank.json", index=index, rerank_model_id=model_id, text_field=FIELDS.text)
     client.transport.perform_request("PUT", f"/_search/pipeline/{index}-rerank", body=rerank)
