@@ -109,7 +109,7 @@ def ingest(
     workers: int = 2,
     failure_file: Path | None = None,
     resume: bool = False,
-    max_retries: int = 6,
+    max_retries: int = 10,
     limit: int | None = None,
     progress: bool = True,
 ) -> IngestReport:
@@ -189,7 +189,8 @@ def bulk_indices(description: str) -> list[str]:
 
 
 def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: about 0.5, 1, 2, 4 ... seconds, at most 30."""
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4 ... seconds, at most 30 (10 retries ride out ~2 minutes,
+    a node restart)."""
     return min(BACKOFF_CAP, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
 
 
