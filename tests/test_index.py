@@ -252,3 +252,11 @@ def test_cli_create_info_delete(conn, deployed_splade, fresh):
     assert out.exit_code == 0 and json.loads(out.output)["deleted"] is True
     out = runner.invoke(main, [*base, "index", "info", index])
     assert isinstance(out.exception, KitError) and f"no index {index}" in str(out.exception)
+    plain = "test-index-plain"  # an index opensearch-kit did not make is never deleted by it
+    conn.client().indices.create(index=plain)
+    try:
+        out = runner.invoke(main, [*base, "index", "delete", plain, "--yes"])
+        assert isinstance(out.exception, KitError) and "not made by opensearch-kit" in str(out.exception)
+        assert conn.client().indices.exists(index=plain)
+    finally:
+        conn.client().indices.delete(index=plain)
