@@ -229,6 +229,197 @@ def export_sparse_tokenizer_cmd(model, idf_source, out_dir, name, as_json):
     emit({"zip": str(zip_path), "register": str(register)}, as_json, f"wrote {zip_path} and {register}")
 
 
+@main.group("index")
+def index_group() -> None:
+    """Hybrid indexes: text, sparse and dense vector fields, their ingest and search pipelines."""
+
+
+@index_group.command("create")
+@click.argument("index")
+@click.option("--sparse-model", required=True, help="Id of the deployed SPARSE_ENCODING model.")
+@click.option("--dense-model", help="Id of a deployed TEXT_EMBEDDING model (adds a Lucene HNSW knn_vector field).")
+@click.option("--rerank-model", help="Id of a deployed TEXT_SIMILARITY model (adds the rerank search pipeline).")
+@click.option("--language", type=click.Choice(["en", "ko"]), default="en", show_default=True, help="Text analyzer.")
+@click.option("--chunking", help="Chunk texts in the ingest pipeline: TOKEN_LIMIT[:OVERLAP_RATE], e.g. 384:0.1.")
+@click.option(
+    "--sparse-type",
+    type=click.Choice(["rank_features", "sparse_vector"]),
+    default="rank_features",
+    show_default=True,
+    help="sparse_vector: SEISMIC approximate search (neural-search 3.3+).",
+)
+@click.option("--prune", help="Prune document vectors at ingest: TYPE:RATIO (top_k, max_ratio, alpha_mass, abs_value).")
+@click.option("--weights", help="Hybrid sub-query weights summing to 1, e.g. 0.3,0.7 (default: equal).")
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(1))
+@json_option
+@click.pass_context
+def index_create(
+    ctx,
+    index,
+    sparse_model,
+    dense_model,
+    rerank_model,
+    language,
+    chunking,
+    sparse_type,
+    prune,
+    weights,
+    shards,
+    as_json,
+):
+    """Create INDEX and its pipelines for the given models (their ids, kinds and dimensions read from the cluster)."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.index import Chunking, create_index
+    from opensearch_kit.prune import Prune
+
+    try:
+        weight_list = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError as e:
+        raise KitError(f"bad --weights {weights!r}", "write numbers separated by commas, e.g. 0.3,0.7") from e
+    with cluster_errors(ctx.obj):
+        result = create_index(
+            ctx.obj.client(),
+            index,
+            sparse_model,
+            dense_model,
+            rerank_model,
+            language,
+            Chunking.parse(chunking) if chunking else None,
+            sparse_type,
+            Prune.parse(prune) if prune else None,
+            weight_list,
+            shards,
+        )
+    meta = result["meta"]
+    lines = [f"created index {index} ({language}, analyzer {meta['analyzer']}, sparse {sparse_type})"]
+    if meta["dense"]:
+        lines.append(f"dense field: {meta['dense']['dimension']} dims, {meta['dense']['space_type']}, lucene hnsw")
+    lines.append("pipelines: " + ", ".join(meta["pipelines"].values()))
+    emit(result, as_json, "\n".join(lines))
+
+
+@index_group.command("delete")
+@click.argument("index")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def index_delete(ctx, index, yes, as_json):
+    """Delete INDEX (made by opensearch-kit) and its pipelines; the models stay."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.index import delete_index
+
+    if not yes:
+        click.confirm(f"delete index {index} and its pipelines?", abort=True)
+    with cluster_errors(ctx.obj):
+        result = delete_index(ctx.obj.client(), index)
+    emit(result, as_json, f"deleted {index} and pipelines {', '.join(result['pipelines']) or '(none)'}")
+
+
+@index_group.command("info")
+@click.argument("index")
+@json_option
+@click.pass_context
+def index_info_cmd(ctx, index, as_json):
+    """What INDEX was built with (its _meta), its document count, pipelines and models."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.index import index_info
+
+    with cluster_errors(ctx.obj):
+        info = index_info(ctx.obj.client(), index)
+    meta = info["meta"]
+    lines = [
+        f"{index}: {info['documents']} documents, language {meta['language']} ({meta['analyzer']})",
+        f"sparse: {meta['sparse']['type']} {meta['sparse']['field']} <- model {meta['sparse']['model_id']}",
+    ]
+    if meta["dense"]:
+        d = meta["dense"]
+        lines.append(f"dense: {d['field']} {d['dimension']} dims {d['space_type']} <- model {d['model_id']}")
+    if meta["chunking"]:
+        lines.append(f"chunking: {meta['chunking']['token_limit']} tokens, overlap {meta['chunking']['overlap_rate']}")
+    lines.append("models: " + ", ".join(f"{m} {state}" for m, state in info["models"].items()))
+    lines.append("pipelines: " + ", ".join(f"{p}{'' if ok else ' (MISSING)'}" for p, ok in info["pipelines"].items()))
+    emit(info, as_json, "\n".join(lines))
+
+
+@main.command("ingest")
+@click.argument("index")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--mode",
+    type=click.Choice(["pipeline", "client"]),
+    default="pipeline",
+    show_default=True,
+    help="pipeline: the cluster encodes; client: local ONNX encoders compute the vectors.",
+)
+@click.option(
+    "--sparse-encoder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="ONNX export dir of the sparse model (client mode; in pipeline mode it counts over-length texts).",
+)
+@click.option(
+    "--dense-encoder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="ONNX export dir of the dense model (client mode, index with a dense field).",
+)
+@click.option("--id-field", default="_id", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--title-field", default="title", show_default=True, help="Prepended to the text; '' for none.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Documents per bulk.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Bulk requests in flight.")
+@click.option(
+    "--failures",
+    "failure_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected lines go, with reasons (default <index>.failures.jsonl).",
+)
+@click.option("--resume", is_flag=True, help="Skip documents the index already holds (after a crash or kill).")
+@click.option("--limit", type=click.IntRange(1), help="Read only the first N lines.")
+@json_option
+@click.pass_context
+def ingest_cmd(
+    ctx,
+    index,
+    source,
+    mode,
+    sparse_encoder,
+    dense_encoder,
+    id_field,
+    text_field,
+    title_field,
+    batch_size,
+    workers,
+    failure_file,
+    resume,
+    limit,
+    as_json,
+):
+    """Index SOURCE (a JSONL file or BEIR directory) into INDEX; bad lines are reported, never fatal."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.ingest import ingest
+
+    with cluster_errors(ctx.obj):
+        report = ingest(
+            ctx.obj.client(),
+            index,
+            source,
+            mode,
+            sparse_encoder,
+            dense_encoder,
+            id_field,
+            text_field,
+            title_field or None,
+            batch_size,
+            workers,
+            failure_file,
+            resume,
+            limit=limit,
+            progress=not as_json,
+        )
+    emit(report.to_dict(), as_json, report.summary())
+    if not report.count_ok:
+        raise KitError("the count check failed: read != indexed + rejected + skipped", "report this as a bug")
+
+
 def _ml(ctx: click.Context):
     from opensearch_kit.ml_commons import MLCommons
 

