@@ -135,6 +135,23 @@ def save_onnx(model, path: Path, external: bool | None = None) -> list[Path]:
     return [path, data]
 
 
+def write_reduced(
+    fmt: str, quantize: str | None, wrapper: torch.nn.Module, args: tuple, model_file: Path
+) -> list[Path]:
+    """Replace a checked fp32 export by its smaller form (TorchScript: re-traced with fp16 weights and compute;
+    ONNX: per-channel dynamic int8, or fp16 weight storage); the files to zip."""
+    if fmt == "torchscript":
+        wrapper.half()
+        try:
+            write_torchscript(wrapper, args, model_file)
+        finally:
+            wrapper.float()
+        return [model_file]
+    from opensearch_kit.quantize import fp16_weights, int8_in_place
+
+    return int8_in_place(model_file, per_channel=True) if quantize == "int8" else fp16_weights(model_file)
+
+
 BYTES_PER_PARAM = {"fp32": 4, "fp16": 2}
 
 

@@ -7,15 +7,18 @@ from pathlib import Path
 import numpy as np
 
 
-def quantize_int8(src: Path, dst: Path, external: bool = False) -> None:
+def quantize_int8(src: Path, dst: Path, external: bool = False, per_channel: bool = False) -> None:
     """Dynamic (weights int8, activations quantized at run time) quantization with onnxruntime; `external` for
-    graphs whose weights live in an external data file."""
+    graphs whose weights live in an external data file; `per_channel` scales each weight column on its own (dense
+    embeddings keep cosine ~0.98 with it, ~0.83 without, on all-MiniLM-L6-v2)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, use_external_data_format=external)
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel, use_external_data_format=external
+    )
 
 
-def int8_in_place(model_file: Path) -> list[Path]:
+def int8_in_place(model_file: Path, per_channel: bool = False) -> list[Path]:
     """Quantize a checked fp32 export: the fp32 graph moves to `<name>.fp32.onnx`, the int8 one takes its place;
     the files to zip (the graph, and its external data when it is too big for one protobuf)."""
     import onnx
@@ -26,7 +29,7 @@ def int8_in_place(model_file: Path) -> list[Path]:
     fp32_files = save_onnx(onnx.load(str(model_file)), fp32_file)
     for stale in (model_file, model_file.with_name(model_file.name + ".data")):
         stale.unlink(missing_ok=True)
-    quantize_int8(fp32_file, model_file, external=len(fp32_files) > 1)
+    quantize_int8(fp32_file, model_file, len(fp32_files) > 1, per_channel)
     return save_onnx(onnx.load(str(model_file)), model_file)
 
 
@@ -47,7 +50,9 @@ def fp16_weights(model_file: Path, min_elements: int = 4096) -> list[Path]:
         name = init.name
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}.fp16"))
         casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
-    graph.node[:0] = casts
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
     return save_onnx(model, model_file)
 
 
@@ -56,6 +61,19 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return 1.0
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def dense_quality(reference: np.ndarray, reduced: np.ndarray) -> dict:
+    """How an int8 / fp16 export's embeddings compare with the fp32 original's."""
+    from opensearch_kit.parity import cosines
+
+    cos = cosines(reference, reduced)
+    return {"min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
+
+
+def score_quality(reference: np.ndarray, reduced: np.ndarray) -> dict:
+    """How an int8 / fp16 export's reranking scores compare with the fp32 original's."""
+    return {"max_abs_diff": float(np.abs(reduced - reference).max()), "spearman": spearman(reference, reduced)}
 
 
 def sparse_quality(fp32: np.ndarray, int8: np.ndarray, k: int = 20) -> dict:
