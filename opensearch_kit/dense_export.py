@@ -25,11 +25,11 @@ from opensearch_kit.hf_export import (
     check_size,
     load_tokenizer,
     make_scriptable_names,
+    model_file_path,
     require_trust,
     truncation_length,
-    write_onnx,
+    write_graph,
     write_reduced,
-    write_torchscript,
 )
 from opensearch_kit.quantize import dense_quality
 
@@ -296,15 +296,13 @@ def export_dense(
     passages = [(loaded.spec.passage_prompt or "") + t for t in SAMPLE_TEXTS]
     reference = reference_embeddings(encoder, loaded, passages)
     inputs = example_inputs(loaded.tokenizer, loaded.max_length)
-    model_file = out_dir / f"{name}{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    model_file = model_file_path(out_dir, name, fmt)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if loaded.token_types else [])
     if fmt == "torchscript":
         wrapper, args = TorchScriptDense(encoder), (_server_inputs(inputs),)
-        write_torchscript(wrapper, args, model_file)
-        model_files = [model_file]
     else:
-        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if loaded.token_types else [])
         wrapper, args = OnnxDense(encoder), tuple(inputs[n] for n in names)
-        model_files = write_onnx(wrapper, args, model_file, names, ["sentence_embedding"])
+    model_files = write_graph(fmt, wrapper, args, model_file, names, ["sentence_embedding"])
     runner = _runner(fmt, model_file, tokenizer_file)
     parity = compare_vectors(f"{fmt} fp32", reference, batch_runs(runner, passages), 1 - tolerance)
     report: dict = {

@@ -81,6 +81,22 @@ def write_torchscript(wrapper: torch.nn.Module, args: tuple, path: Path) -> None
     traced.save(str(path))
 
 
+def model_file_path(out_dir: Path, name: str, fmt: str) -> Path:
+    from opensearch_kit.artifact import FORMATS
+
+    return out_dir / f"{name}{FORMATS[fmt][1]}"
+
+
+def write_graph(
+    fmt: str, wrapper: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
+) -> list[Path]:
+    """TorchScript traced on `args`, or ONNX with these input / output names; the files written."""
+    if fmt == "torchscript":
+        write_torchscript(wrapper, args, path)
+        return [path]
+    return write_onnx(wrapper, args, path, input_names, output_names)
+
+
 def write_onnx(
     wrapper: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
 ) -> list[Path]:

@@ -31,11 +31,11 @@ from opensearch_kit.hf_export import (
     check_size,
     load_tokenizer,
     make_scriptable_names,
+    model_file_path,
     require_trust,
     truncation_length,
-    write_onnx,
+    write_graph,
     write_reduced,
-    write_torchscript,
 )
 from opensearch_kit.quantize import score_quality
 
@@ -246,12 +246,8 @@ def export_reranker(
     reference = reference_scores(module, loaded, pairs)
     inputs = example_inputs(loaded.tokenizer, loaded.max_length, pairs=True)
     args = tuple(inputs[n] for n in INPUTS)
-    model_file = out_dir / f"{name}{'.pt' if fmt == 'torchscript' else '.onnx'}"
-    if fmt == "torchscript":
-        write_torchscript(module, args, model_file)
-        model_files = [model_file]
-    else:
-        model_files = write_onnx(module, args, model_file, INPUTS, ["score"])
+    model_file = model_file_path(out_dir, name, fmt)
+    model_files = write_graph(fmt, module, args, model_file, INPUTS, ["score"])
     runner = _runner(fmt, model_file, tokenizer_file)
     parity = compare_scores(f"{fmt} fp32", reference, batch_runs(runner, pairs), tolerance)
     report: dict = {

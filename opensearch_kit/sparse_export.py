@@ -150,7 +150,7 @@ def export_sparse(
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_sparse(model_path, trust_remote_code, max_length)
     encoder = SparseEncoderModule(loaded, prune_ratio).eval()
-    model_file = out_dir / f"{name}{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    model_file = hf_export.model_file_path(out_dir, name, fmt)
     reference = reference_vectors(encoder, loaded, SAMPLE_TEXTS)
     inputs = example_inputs(loaded.tokenizer, loaded.max_length)
     (write_torchscript if fmt == "torchscript" else write_onnx)(encoder, inputs, model_file)

@@ -234,11 +234,14 @@ def qwen_tokenizer(eos_template: bool = False):
     )
 
 
-def _tiny_qwen3_config(vocab: int, pad: int):
+def _tiny_qwen3(out_dir: Path, model_class: str, eos_template: bool) -> Path:
+    """A tiny random Qwen3 `model_class` with a qwen_tokenizer, saved locally."""
     import transformers
 
-    return transformers.Qwen3Config(
-        vocab_size=vocab,
+    torch.manual_seed(0)
+    tok = qwen_tokenizer(eos_template)
+    config = transformers.Qwen3Config(
+        vocab_size=len(tok),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -246,35 +249,23 @@ def _tiny_qwen3_config(vocab: int, pad: int):
         num_key_value_heads=2,
         head_dim=8,
         max_position_embeddings=512,
-        pad_token_id=pad,
+        pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
         initializer_range=0.2,  # scores and embeddings that differ clearly between texts
     )
+    getattr(transformers, model_class)(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
 
 
 def tiny_qwen3_embedder(out_dir: Path) -> Path:
     """A tiny random Qwen3Model (decoder embedder) whose tokenizer appends <|endoftext|>, saved locally."""
-    import transformers
-
-    torch.manual_seed(0)
-    tok = qwen_tokenizer(eos_template=True)
-    model = transformers.Qwen3Model(_tiny_qwen3_config(len(tok), tok.pad_token_id))
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    return _tiny_qwen3(out_dir, "Qwen3Model", eos_template=True)
 
 
 def tiny_qwen3_reranker(out_dir: Path) -> Path:
-    """A tiny random Qwen3ForCausalLM with `yes`/`no` tokens: the shape of Qwen3-Reranker, saved locally."""
-    import transformers
-
-    torch.manual_seed(0)
-    tok = qwen_tokenizer()
-    assert tok.convert_tokens_to_ids("yes") != tok.unk_token_id and tok.convert_tokens_to_ids("no") is not None
-    model = transformers.Qwen3ForCausalLM(_tiny_qwen3_config(len(tok), tok.pad_token_id))
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    """A tiny random Qwen3ForCausalLM with single `yes` / `no` tokens: the shape of Qwen3-Reranker."""
+    return _tiny_qwen3(out_dir, "Qwen3ForCausalLM", eos_template=False)
 
 
 def tiny_bert_cross_encoder(out_dir: Path) -> Path:
