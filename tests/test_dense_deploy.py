@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,6 +13,7 @@ from test_dense_export import QUERY_PROMPT, qwen_reference
 from test_sparse_deploy import deploy
 
 from opensearch_kit.artifact import build_zip, register_body, write_json
+from opensearch_kit.dense_encoder import DenseEncoder
 from opensearch_kit.dense_export import check_dense_in_cluster, cluster_embeddings, export_dense
 from opensearch_kit.errors import KitError
 from opensearch_kit.hf_export import save_onnx
@@ -90,3 +92,44 @@ def test_onnx_with_external_data_deploys(ml, tiny_qwen, tmp_path):
     write_json(export.register_path, {**body, **register_body(body["name"], zip_path, "ONNX", "TEXT_EMBEDDING", "")})
     with deployed(ml, export) as model_id:
         assert check_dense_in_cluster(ml, model_id, tmp_path)["ok"]
+
+
+def test_neural_search_prefixes_queries_not_passages(ml, client, tiny_qwen, tmp_path):
+    """The text_embedding ingest processor embeds passages as passages and the neural query embeds its text as a
+    query (query_prefix applied by the server), so a prompted model needs nothing from the client."""
+    export = export_dense(
+        tiny_qwen, "onnx", tmp_path, name="test-qwen3-neural", pooling="last-token", normalize=True,
+        query_prompt=QUERY_PROMPT,
+    )  # fmt: skip
+    encoder = DenseEncoder.from_dir(tmp_path)
+    name = f"kit-test-neural-{uuid.uuid4().hex[:8]}"
+    mapping = {
+        "settings": {"index.knn": True, "default_pipeline": name},
+        "mappings": {
+            "properties": {
+                "text": {"type": "text"},
+                # lucene: the Maven k-NN zip ships no faiss natives (a faiss field brings the node down)
+                "emb": {"type": "knn_vector", "dimension": 32, "space_type": "cosinesimil",
+                        "method": {"name": "hnsw", "engine": "lucene"}},
+            }
+        },
+    }  # fmt: skip
+    with deployed(ml, export) as model_id:
+        pipeline = {"processors": [{"text_embedding": {"model_id": model_id, "field_map": {"text": "emb"}}}]}
+        client.transport.perform_request("PUT", f"/_ingest/pipeline/{name}", body=pipeline)
+        try:
+            client.indices.create(index=name, body=mapping)
+            for i, text in enumerate(TEXTS):
+                client.index(index=name, id=str(i), body={"text": text}, refresh=True)
+            stored = [client.get(index=name, id=str(i))["_source"]["emb"] for i in range(len(TEXTS))]
+            passages = encoder.embed(TEXTS)
+            assert cosines(passages, np.array(stored)).min() >= 0.9999
+            query = {"neural": {"emb": {"query_text": "sparse search", "model_id": model_id, "k": len(TEXTS)}}}
+            hits = client.search(index=name, body={"query": query})["hits"]["hits"]
+            cos = passages @ encoder.embed(["sparse search"], is_query=True)[0]
+            assert {int(h["_id"]): h["_score"] for h in hits} == pytest.approx(
+                {i: (1 + c) / 2 for i, c in enumerate(cos)}, abs=1e-4
+            )  # lucene cosinesimil score = (1 + cosine) / 2
+        finally:
+            client.indices.delete(index=name, ignore_unavailable=True)
+            client.transport.perform_request("DELETE", f"/_ingest/pipeline/{name}")
