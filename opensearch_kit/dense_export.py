@@ -24,6 +24,7 @@ from opensearch_kit.hf_export import (
     check_options,
     check_size,
     load_tokenizer,
+    local_model_dir,
     make_scriptable_names,
     model_file_path,
     require_trust,
@@ -109,10 +110,15 @@ def _read_json(path: Path) -> dict:
 
 
 def resolve_spec(
-    model_path: str, config, pooling: str | None, normalize: bool | None, query_prompt: str | None
+    model_path: str,
+    spec: DenseSpec | None,
+    config,
+    pooling: str | None,
+    normalize: bool | None,
+    query_prompt: str | None,
 ) -> DenseSpec:
-    """The sentence-transformers settings, overridden by the user's; a KitError when pooling is unknowable."""
-    spec = sentence_transformers_spec(Path(model_path))
+    """The sentence-transformers settings (`spec`), overridden by the user's; a KitError when pooling is
+    unknowable."""
     if spec is None:
         if pooling is None:
             architectures = getattr(config, "architectures", None) or []
@@ -169,11 +175,13 @@ def load_dense(
     `device="meta"` builds the architecture without weights (to size it before a long export)."""
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-    spec = resolve_spec(model_path, config, pooling, normalize, query_prompt)
-    tokenizer = load_tokenizer(model_path, trust_remote_code)
+    model_dir = local_model_dir(model_path)
+    st_spec = sentence_transformers_spec(model_dir)
+    source = str(model_dir / st_spec.transformer_dir) if st_spec else str(model_dir)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    spec = resolve_spec(model_path, st_spec, config, pooling, normalize, query_prompt)
+    tokenizer = load_tokenizer(source, trust_remote_code)
     require_trust(model_path, config, trust_remote_code)
-    source = str(Path(model_path) / spec.transformer_dir) if spec.transformer_dir else model_path
     kwargs = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code, "dtype": torch.float32}
     if device == "meta":
         with torch.device("meta"):

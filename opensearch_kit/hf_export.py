@@ -34,6 +34,22 @@ def check_options(fmt: str, quantize: str | None, dtype: str = "fp32") -> None:
         raise KitError("--quantize int8 starts from the fp32 graph", "drop --dtype fp16 when quantizing")
 
 
+def local_model_dir(model_path: str) -> Path:
+    """A local folder holding the checkpoint: the path itself, or the hub snapshot of a model id (downloaded
+    once), so that files beside the weights (sentence-transformers modules) can be read."""
+    if Path(model_path).is_dir():
+        return Path(model_path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model_path))
+    except Exception as e:
+        raise KitError(
+            f"{model_path} is neither a local folder nor a model the Hugging Face hub could give: {e}",
+            "pass the path of a local model folder, or check the model id and hub access",
+        ) from e
+
+
 def load_tokenizer(model_path: str, trust_remote_code: bool = False):
     """The model's fast tokenizer; ML Commons needs its tokenizer.json."""
     from transformers import AutoTokenizer
