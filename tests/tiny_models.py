@@ -177,3 +177,120 @@ def tiny_custom_sparse(out_dir: Path) -> Path:
     config["architectures"] = ["ModernBertSparse"]
     (base / "config.json").write_text(json.dumps(config, indent=2))
     return base
+
+
+# The pre-tokenizer split of Qwen2/Qwen3 byte-level BPE tokenizers.
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_CORPUS = (
+    CORPUS
+    + [
+        "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
+        'Note that the answer can only be "yes" or "no".',
+        "<Instruct>: Given a web search query, retrieve relevant passages that answer the query",
+        "<Query>: what is neural sparse search?\n<Document>: OpenSearch hybrid search",
+        "Instruct: Given a web search query, retrieve relevant passages\nQuery:",
+        "system user assistant yes no yes no",
+    ]
+    * 5
+)
+
+
+def qwen_tokenizer(eos_template: bool = False):
+    """A Qwen-style byte-level BPE tokenizer (Qwen split regex, ChatML specials, <think> tokens, `yes`/`no`),
+    padding with <|endoftext|> on the right; `eos_template` appends <|endoftext|> like Qwen3-Embedding's."""
+    from tokenizers import Regex, decoders, normalizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500, special_tokens=QWEN_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(QWEN_CORPUS, trainer)
+    tok.add_tokens(["<think>", "</think>"])
+    eos = tok.token_to_id("<|endoftext|>")
+    if eos_template:
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", eos)]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=256,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        padding_side="right",
+    )
+
+
+def _tiny_qwen3(out_dir: Path, model_class: str, eos_template: bool) -> Path:
+    """A tiny random Qwen3 `model_class` with a qwen_tokenizer, saved locally."""
+    import transformers
+
+    torch.manual_seed(0)
+    tok = qwen_tokenizer(eos_template)
+    config = transformers.Qwen3Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+        initializer_range=0.2,  # scores and embeddings that differ clearly between texts
+    )
+    getattr(transformers, model_class)(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def tiny_qwen3_embedder(out_dir: Path) -> Path:
+    """A tiny random Qwen3Model (decoder embedder) whose tokenizer appends <|endoftext|>, saved locally."""
+    return _tiny_qwen3(out_dir, "Qwen3Model", eos_template=True)
+
+
+def tiny_qwen3_reranker(out_dir: Path) -> Path:
+    """A tiny random Qwen3ForCausalLM with single `yes` / `no` tokens: the shape of Qwen3-Reranker."""
+    return _tiny_qwen3(out_dir, "Qwen3ForCausalLM", eos_template=False)
+
+
+def tiny_bert_cross_encoder(out_dir: Path) -> Path:
+    """A tiny random BertForSequenceClassification with one label and a [CLS] A [SEP] B [SEP] tokenizer."""
+    import transformers
+
+    torch.manual_seed(0)
+    tok = hangul_tokenizer()
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    config = transformers.BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        num_labels=1,
+        initializer_range=0.5,  # scores that differ clearly between documents
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
