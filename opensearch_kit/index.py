@@ -197,61 +197,10 @@ def create_index(
         names.pop("two_phase")  # neural-search rejects two-phase queries on SEISMIC fields
     if not rerank_model:
         names.pop("rerank")
-    chunked = chunking is not None
     meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names)
-
-    dense_mapping = None
-    if dense_model:
-        dimension, space = dense_config(models["dense"])
-        meta["dense"].update(dimension=dimension, space_type=space, engine="lucene")
-        knn = render("mappings/fields/knn_vector.json", dimension=dimension, space_type=space)
-        dense_mapping = vector_mapping(knn, chunked, CHUNK_KEYS["dense"])
-    sparse_mapping = vector_mapping(render(f"mappings/fields/{sparse_type}.json"), chunked, CHUNK_KEYS["sparse"])
-    body = render(
-        "mappings/index.json",
-        shards=shards,
-        knn=True if dense_model else None,
-        sparse_ann=True if sparse_type == "sparse_vector" else None,
-        ingest_pipeline=names["ingest"],
-        meta=meta,
-        analyzer=analyzer,
-        sparse_mapping=sparse_mapping,
-        dense_mapping=dense_mapping,
-        **field_values(chunked, dense_model is not None),
-    )
-    pipelines = {
-        names["ingest"]: (
-            "_ingest/pipeline",
-            ingest_pipeline_body(index, meta, batch_size),
-        ),
-        **{
-            names[key]: (
-                "_search/pipeline",
-                render("pipelines/search/hybrid.json", index=index, technique=technique, weights=weights),
-            )
-            for key, technique in NORMALIZATIONS.items()
-        },
-        names["rrf"]: (
-            "_search/pipeline",
-            render("pipelines/search/rrf.json", index=index, rank_constant=60, weights=weights),
-        ),
-    }
-    if "two_phase" in names:
-        pipelines[names["two_phase"]] = (
-            "_search/pipeline",
-            render(
-                "pipelines/search/two_phase.json",
-                index=index,
-                two_phase_ratio=0.4,
-                expansion_rate=5.0,
-                max_window_size=10000,
-            ),
-        )
-    if rerank_model:
-        pipelines[names["rerank"]] = (
-            "_search/pipeline",
-            render("pipelines/search/rerank.json", index=index, rerank_model_id=rerank_model, text_field=FIELDS.text),
-        )
+    body = index_body(meta, shards)
+    pipelines = {names["ingest"]: ("_ingest/pipeline", ingest_pipeline_body(index, meta, batch_size))}
+    pipelines.update({n: ("_search/pipeline", b) for n, b in search_pipeline_bodies(index, meta).items()})
     try:
         for name, (kind, pipeline) in pipelines.items():
             request(client, "PUT", f"/{kind}/{name}", pipeline)
@@ -260,6 +209,53 @@ def create_index(
         delete_pipelines(client, index)
         raise
     return {"index": index, "meta": meta, "mapping": body, "pipelines": {n: p for n, (_, p) in pipelines.items()}}
+
+
+def index_body(meta: dict, shards: int = 1) -> dict:
+    """Settings and mappings of an index, rendered from its `_meta` record."""
+    chunked, dense = meta["chunking"] is not None, meta["dense"]
+    sparse = render(f"mappings/fields/{meta['sparse']['type']}.json")
+    knn = dense and render(
+        "mappings/fields/knn_vector.json", dimension=dense["dimension"], space_type=dense["space_type"]
+    )
+    return render(
+        "mappings/index.json",
+        shards=shards,
+        knn=True if dense else None,
+        sparse_ann=True if meta["sparse"]["type"] == "sparse_vector" else None,
+        ingest_pipeline=meta["pipelines"]["ingest"],
+        meta=meta,
+        analyzer=meta["analyzer"],
+        sparse_mapping=vector_mapping(sparse, chunked, CHUNK_KEYS["sparse"]),
+        dense_mapping=vector_mapping(knn, chunked, CHUNK_KEYS["dense"]) if dense else None,
+        **field_values(chunked, dense is not None),
+    )
+
+
+def search_pipeline_bodies(index: str, meta: dict) -> dict[str, dict]:
+    """{name: body} of an index's search pipelines, rendered from its `_meta` record."""
+    names, weights = meta["pipelines"], meta["weights"]
+    bodies = {
+        names[role]: render("pipelines/search/hybrid.json", index=index, technique=technique, weights=weights)
+        for role, technique in NORMALIZATIONS.items()
+    }
+    bodies[names["rrf"]] = render("pipelines/search/rrf.json", index=index, rank_constant=60, weights=weights)
+    if "two_phase" in names:
+        bodies[names["two_phase"]] = render(
+            "pipelines/search/two_phase.json",
+            index=index,
+            two_phase_ratio=0.4,
+            expansion_rate=5.0,
+            max_window_size=10000,
+        )
+    if "rerank" in names:
+        bodies[names["rerank"]] = render(
+            "pipelines/search/rerank.json",
+            index=index,
+            rerank_model_id=meta["rerank_model_id"],
+            text_field=meta["text_field"],
+        )
+    return bodies
 
 
 def field_values(chunked: bool, dense: bool) -> dict[str, str | None]:
@@ -301,7 +297,10 @@ def build_meta(
         "format": "TOKEN_ID" if sparse_type == "sparse_vector" else "WORD",
         "prune": asdict(prune) if prune else None,
     }
-    dense = vector("dense", FIELDS.dense) if "dense" in models else None
+    dense = None
+    if "dense" in models:
+        dimension, space = dense_config(models["dense"])
+        dense = {**vector("dense", FIELDS.dense), "dimension": dimension, "space_type": space, "engine": "lucene"}
     rerank = model("rerank") if "rerank" in models else None
     return {
         "schema": META_SCHEMA,

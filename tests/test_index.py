@@ -9,11 +9,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from opensearchpy.exceptions import TransportError
 
 from opensearch_kit.cli import main
+from opensearch_kit.dense_encoder import Reranker
 from opensearch_kit.errors import KitError
 from opensearch_kit.index import FIELDS, Chunking, create_index, delete_index, index_info, index_meta, pipeline_names
 from opensearch_kit.ingest import ingest
@@ -172,14 +174,17 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
     assert deleted["deleted"] and set(deleted["pipelines"]) == {*meta["pipelines"].values(), f"{index}-rerank"}
 
 
-def test_chunked_index_both_modes_hold_the_same_chunks_and_vectors(client, deployed_splade, fresh, tmp_path):
+def test_chunked_index_both_modes_hold_the_same_chunks_and_vectors(
+    client, deployed_splade, deployed_minilm, fresh, tmp_path
+):
     model_id, export_dir = deployed_splade
+    dense_id, dense_dir = deployed_minilm
     source = write_jsonl(tmp_path / "docs.jsonl", DOCS)
     got = {}
     for mode in ("pipeline", "client"):
         index = fresh(f"chunked-{mode}")
-        create_index(client, index, model_id, chunking=Chunking(4, 0.25))
-        report = ingest(client, index, source, mode, sparse_encoder=export_dir, progress=False)
+        create_index(client, index, model_id, dense_model=dense_id, chunking=Chunking(4, 0.25))
+        report = ingest(client, index, source, mode, export_dir, dense_dir, progress=False)
         assert report.indexed == 3 and report.over_length_handling == "chunked"
         got[mode] = {d: client.get(index=index, id=d)["_source"] for d in ("a", "b", "c")}
         nested = {
@@ -200,6 +205,8 @@ def test_chunked_index_both_modes_hold_the_same_chunks_and_vectors(client, deplo
         for pv, cv in zip(p[FIELDS.sparse], c[FIELDS.sparse], strict=True):
             pv, cv = pv["sparse_encoding"], cv["sparse_encoding"]
             assert pv.keys() == cv.keys() and max(abs(pv[k] - cv[k]) for k in pv) <= 1e-3
+        pd, cd = ([v["knn"] for v in d[FIELDS.dense]] for d in (p, c))
+        assert len(pd) == len(p[FIELDS.chunks]) and np.abs(np.array(pd) - np.array(cd)).max() <= 1e-3
 
 
 def test_sparse_vector_seismic_index(client, deployed_splade, fresh, tmp_path):
@@ -237,3 +244,53 @@ def test_cli_create_info_delete(conn, deployed_splade, fresh):
     assert out.exit_code == 0 and json.loads(out.output)["deleted"] is True
     out = runner.invoke(main, [*base, "index", "info", index])
     assert isinstance(out.exception, KitError) and f"no index {index}" in str(out.exception)
+    plain = "test-index-plain"  # an index opensearch-kit did not make is never deleted by it
+    conn.client().indices.create(index=plain)
+    try:
+        out = runner.invoke(main, [*base, "index", "delete", plain, "--yes"])
+        assert isinstance(out.exception, KitError) and "not made by opensearch-kit" in str(out.exception)
+        assert conn.client().indices.exists(index=plain)
+    finally:
+        conn.client().indices.delete(index=plain)
+
+
+def test_dense_and_rerank_index_in_both_modes(
+    client, deployed_splade, deployed_minilm, deployed_cross_encoder, fresh, tmp_path
+):
+    sparse_id, sparse_dir = deployed_splade
+    dense_id, dense_dir = deployed_minilm
+    rerank_id, rerank_dir = deployed_cross_encoder
+    source = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    query = "approximate nearest neighbour vectors"
+    stored = {}
+    for mode in ("pipeline", "client"):
+        index = fresh(f"dense-{mode}")
+        meta = create_index(client, index, sparse_id, dense_id, rerank_id, weights=[0.2, 0.3, 0.5])["meta"]
+        assert (meta["dense_model_id"], meta["rerank_model_id"]) == (dense_id, rerank_id)
+        mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"][FIELDS.dense]
+        assert (mapping["dimension"], mapping["method"]["engine"], mapping["method"]["space_type"]) == (
+            384,
+            "lucene",
+            "cosinesimil",
+        )
+        report = ingest(client, index, source, mode, sparse_dir, dense_dir, progress=False)
+        assert report.indexed == 3 and report.count_ok
+        if mode == "client":
+            assert f"dense matches {dense_id}" in report.encoder_check
+        stored[mode] = sources(client, index, ["a", "b", "c"])
+
+        searcher = Searcher(client, index)
+        assert searcher.search(query, QueryOptions.parse("dense")).hits[0].id == "b"
+        assert searcher.search(query, QueryOptions.parse("hybrid")).hits[0].id == "b"  # bm25 + sparse + dense
+        reranked = [h.id for h in searcher.search(query, QueryOptions.parse("hybrid+rerank")).hits]
+        texts = {d: s[FIELDS.text] for d, s in stored[mode].items()}
+        scores = Reranker.from_dir(rerank_dir).score(query, [texts[d] for d in reranked])
+        assert sorted(reranked) == ["a", "b", "c"] and scores == sorted(scores, reverse=True)
+    for doc_id, p in stored["pipeline"].items():
+        c = stored["client"][doc_id]
+        assert np.abs(np.array(p[FIELDS.dense]) - np.array(c[FIELDS.dense])).max() <= 1e-3
+        assert p[FIELDS.sparse].keys() == c[FIELDS.sparse].keys()
+
+
+def sources(client, index: str, ids: list[str]) -> dict[str, dict]:
+    return {d["_id"]: d["_source"] for d in client.mget(index=index, body={"ids": ids})["docs"]}
