@@ -623,13 +623,7 @@ def models_list(ctx, as_json) -> None:
 @click.pass_context
 def models_undeploy(ctx, model_id, as_json) -> None:
     """Unload a model from every node (it stays registered)."""
-    from opensearch_kit.client import cluster_errors
-
-    with cluster_errors(ctx.obj):
-        ml = _ml(ctx)
-        ml.get(model_id)
-        result = ml.undeploy(model_id)
-    emit({"model_id": model_id, "undeployed": result}, as_json, f"undeployed {model_id}")
+    _model_action(ctx, model_id, "undeploy", as_json)
 
 
 @models.command("delete")
@@ -638,13 +632,19 @@ def models_undeploy(ctx, model_id, as_json) -> None:
 @click.pass_context
 def models_delete(ctx, model_id, as_json) -> None:
     """Undeploy and delete a model."""
+    _model_action(ctx, model_id, "delete", as_json)
+
+
+def _model_action(ctx: click.Context, model_id: str, action: str, as_json: bool) -> None:
+    """Undeploy or delete a model that must exist."""
     from opensearch_kit.client import cluster_errors
 
     with cluster_errors(ctx.obj):
         ml = _ml(ctx)
         ml.get(model_id)
-        ml.delete(model_id)
-    emit({"model_id": model_id, "deleted": True}, as_json, f"deleted {model_id}")
+        getattr(ml, action)(model_id)
+    done = {"undeploy": "undeployed", "delete": "deleted"}[action]
+    emit({"model_id": model_id, done: True}, as_json, f"{done} {model_id}")
 
 
 def _csv(kind: type):

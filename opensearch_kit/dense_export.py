@@ -24,9 +24,9 @@ from opensearch_kit.hf_export import (
     check_options,
     check_size,
     load_tokenizer,
-    local_model_dir,
     make_scriptable_names,
     model_file_path,
+    model_files_dir,
     require_trust,
     truncation_length,
     write_graph,
@@ -175,19 +175,18 @@ def load_dense(
     `device="meta"` builds the architecture without weights (to size it before a long export)."""
     from transformers import AutoConfig, AutoModel
 
-    model_dir = local_model_dir(model_path)
-    st_spec = sentence_transformers_spec(model_dir)
-    source = str(model_dir / st_spec.transformer_dir) if st_spec else str(model_dir)
-    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    st_spec = sentence_transformers_spec(model_files_dir(model_path))
+    subfolder = st_spec.transformer_dir if st_spec else ""
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, subfolder=subfolder)
     spec = resolve_spec(model_path, st_spec, config, pooling, normalize, query_prompt)
-    tokenizer = load_tokenizer(source, trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code, subfolder)
     require_trust(model_path, config, trust_remote_code)
     kwargs = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code, "dtype": torch.float32}
     if device == "meta":
         with torch.device("meta"):
             model = AutoModel.from_config(config, **kwargs)
     else:
-        model = AutoModel.from_pretrained(source, **kwargs)
+        model = AutoModel.from_pretrained(model_path, subfolder=subfolder, **kwargs)
     model.eval()
     model.config.use_cache = False
     make_scriptable_names(model)

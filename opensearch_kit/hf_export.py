@@ -34,15 +34,18 @@ def check_options(fmt: str, quantize: str | None, dtype: str = "fp32") -> None:
         raise KitError("--quantize int8 starts from the fp32 graph", "drop --dtype fp16 when quantizing")
 
 
-def local_model_dir(model_path: str) -> Path:
-    """A local folder holding the checkpoint: the path itself, or the hub snapshot of a model id (downloaded
-    once), so that files beside the weights (sentence-transformers modules) can be read."""
+WEIGHT_FILES = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack", "*.gguf"]
+
+
+def model_files_dir(model_path: str) -> Path:
+    """A local folder with the checkpoint's small files (configs, tokenizer, sentence-transformers modules): the
+    path itself, or for a hub id its snapshot without weights (those come later, after the size check)."""
     if Path(model_path).is_dir():
         return Path(model_path)
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(model_path))
+        return Path(snapshot_download(model_path, ignore_patterns=WEIGHT_FILES))
     except Exception as e:
         raise KitError(
             f"{model_path} is neither a local folder nor a model the Hugging Face hub could give: {e}",
@@ -50,11 +53,11 @@ def local_model_dir(model_path: str) -> Path:
         ) from e
 
 
-def load_tokenizer(model_path: str, trust_remote_code: bool = False):
+def load_tokenizer(model_path: str, trust_remote_code: bool = False, subfolder: str = ""):
     """The model's fast tokenizer; ML Commons needs its tokenizer.json."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code, subfolder=subfolder)
     if not getattr(tokenizer, "is_fast", False):
         raise KitError(f"{model_path} has no fast tokenizer (tokenizer.json)", "ML Commons needs tokenizer.json")
     return tokenizer

@@ -62,9 +62,16 @@ def _probe_vocab(model: torch.nn.Module, tokenizer, custom: bool) -> int:
     return int(out.shape[-1])
 
 
+def dotted_token_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Ids whose decoded token contains a dot. neural-search 3.x unflattens dotted keys of the sparse_encoding
+    processor's output ("a.b" becomes {"a": {"b": w}}, "." is refused), so such tokens cannot be indexed."""
+    return [i for i in range(vocab_size) if "." in tokenizer.decode([i], skip_special_tokens=True)]
+
+
 class SparseEncoderModule(torch.nn.Module):
     """What ML Commons runs: SPLADE activation log(1+relu(logits)) max-pooled over unmasked tokens,
-    special tokens zeroed, optional pruning of weights below `prune_ratio` x the text's largest weight."""
+    special tokens and unindexable tokens zeroed, optional pruning of weights below `prune_ratio` x the text's
+    largest weight."""
 
     def __init__(self, loaded: LoadedSparse, prune_ratio: float = 0.0):
         super().__init__()
@@ -72,6 +79,7 @@ class SparseEncoderModule(torch.nn.Module):
         self.custom_head = loaded.custom_head
         keep = torch.ones(loaded.vocab_size)
         keep[[i for i in loaded.tokenizer.all_special_ids if i < loaded.vocab_size]] = 0
+        keep[dotted_token_ids(loaded.tokenizer, loaded.vocab_size)] = 0
         self.register_buffer("keep", keep)
         self.prune_ratio = float(prune_ratio)
 

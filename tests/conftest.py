@@ -108,3 +108,20 @@ def tiny_qwen(tmp_path_factory) -> str:
     from tiny_models import tiny_qwen3_embedder
 
     return str(tiny_qwen3_embedder(tmp_path_factory.mktemp("qwen3-embedder")))
+
+
+@pytest.fixture
+def fresh(client):
+    """Index names for a test; each is deleted with its pipelines afterwards."""
+    from opensearch_kit.index import delete_index
+
+    names: list[str] = []
+
+    def make(suffix: str) -> str:
+        names.append(f"test-index-{suffix}")
+        delete_index(client, names[-1], missing_ok=True)
+        return names[-1]
+
+    yield make
+    for name in names:
+        delete_index(client, name, missing_ok=True)

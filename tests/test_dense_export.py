@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from tiny_models import qwen_tokenizer
+from tiny_models import qwen_tokenizer, tiny_qwen3_sentence_transformer
 
 from opensearch_kit.cli import main
 from opensearch_kit.dense_encoder import DenseEncoder
@@ -148,3 +148,18 @@ def test_cli_export_dense(tiny_qwen, tmp_path):
     record = json.loads(result.stdout)
     assert record["dimension"] == 32 and record["query_prompt"] == "query: " and record["parity"]["ok"]
     assert "expected" not in record and record["zip"].endswith(".zip")
+
+
+def test_sentence_transformers_decoder_folder_equals_sentence_transformers(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = tiny_qwen3_sentence_transformer(tmp_path / "st", QUERY_PROMPT)
+    result = export_dense(str(model_dir), "onnx", tmp_path / "out", name="st")
+    report = result.report
+    assert (report["pooling"], report["normalize"], report["query_prompt"]) == ("last-token", True, QUERY_PROMPT)
+    assert report["passage_prompt"] is None and report["max_length"] == 128
+    encoder = DenseEncoder.from_dir(tmp_path / "out")
+    st = SentenceTransformer(str(model_dir), device="cpu")
+    assert cosines(st.encode(MIXED), encoder.embed(MIXED, batch_size=4)).min() >= 0.9999
+    want = st.encode(MIXED, prompt_name="query")
+    assert cosines(want, encoder.embed(MIXED, batch_size=4, is_query=True)).min() >= 0.9999

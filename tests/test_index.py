@@ -46,21 +46,6 @@ def write_jsonl(path: Path, docs: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture
-def fresh(client):
-    """Index names for a test; each is deleted with its pipelines afterwards."""
-    names: list[str] = []
-
-    def make(suffix: str) -> str:
-        names.append(f"test-index-{suffix}")
-        delete_index(client, names[-1], missing_ok=True)
-        return names[-1]
-
-    yield make
-    for name in names:
-        delete_index(client, name, missing_ok=True)
-
-
 def search(client, index: str, query: dict, pipeline: str | None = None) -> list[str]:
     params = {"search_pipeline": pipeline} if pipeline else {}
     hits = client.search(index=index, body={"query": query, "size": 10}, params=params)["hits"]["hits"]

@@ -17,26 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from opensearch_kit.client import Connection
-from opensearch_kit.index import FIELDS, create_index, delete_index
+from opensearch_kit.index import FIELDS, create_index
 from opensearch_kit.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-
-
-@pytest.fixture
-def fresh(client):
-    """Index names for a test; each is deleted with its pipelines afterwards."""
-    names: list[str] = []
-
-    def make(suffix: str) -> str:
-        names.append(f"test-index-{suffix}")
-        delete_index(client, names[-1], missing_ok=True)
-        return names[-1]
-
-    yield make
-    for name in names:
-        delete_index(client, name, missing_ok=True)
 
 
 def jsonl(docs: list[dict]) -> bytes:

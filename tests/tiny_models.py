@@ -294,3 +294,24 @@ def tiny_bert_cross_encoder(out_dir: Path) -> Path:
     transformers.BertForSequenceClassification(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
+
+
+def tiny_qwen3_sentence_transformer(out_dir: Path, query_prompt: str) -> Path:
+    """The tiny Qwen3 embedder in a sentence-transformers folder like Qwen3-Embedding's, but with the Transformer
+    module in a `0_Transformer` subfolder (older layout): last-token pooling, Normalize, a query prompt."""
+    import json
+
+    tiny_qwen3_embedder(out_dir / "0_Transformer")
+    (out_dir / "0_Transformer" / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    modules = [
+        {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (out_dir / "modules.json").write_text(json.dumps(modules))
+    (out_dir / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_lasttoken": True, "include_prompt": True}
+    (out_dir / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    st_config = {"prompts": {"query": query_prompt, "document": ""}, "similarity_fn_name": "cosine"}
+    (out_dir / "config_sentence_transformers.json").write_text(json.dumps(st_config))
+    return out_dir

