@@ -7,9 +7,10 @@ import json
 from click.testing import CliRunner
 
 from opensearch_kit.cli import main
+from opensearch_kit.ml_commons import MLCommons
 
 
-def test_demo_runs_end_to_end_and_a_rerun_uploads_nothing(conn, tmp_path, monkeypatch):
+def test_demo_runs_end_to_end_and_a_rerun_uploads_nothing(conn, client, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     args = ["--url", conn.url, "demo", "--work-dir", str(tmp_path / "work")]
     first = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -18,6 +19,8 @@ def test_demo_runs_end_to_end_and_a_rerun_uploads_nothing(conn, tmp_path, monkey
     assert "en-05  Hybrid search" in first.output  # top hybrid hit of the first demo query
     again = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
     record = json.loads(again.output)
+    for deployed in record["models"].values():  # ML Commons serves at most 10 models per node: free ours
+        request.addfinalizer(lambda model_id=deployed["model_id"]: MLCommons(client).delete(model_id))
     assert all(m["reused"] and m["uploaded_bytes"] == 0 for m in record["models"].values())
     assert all(m["cluster_parity"]["ok"] for m in record["models"].values())
     assert record["ingest"]["count_ok"] and record["ingest"]["rejected"] == 0
