@@ -762,13 +762,14 @@ def search_cmd(ctx, index, text, mode, k, sub_queries, weights, rrf, rerank, rer
 @click.option("--k", default=100, show_default=True, type=click.IntRange(1), help="Hits retrieved per query.")
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to judge with.")
 @click.option("--hybrid", "sub_queries", callback=_csv(str), help="Sub-queries of hybrid modes (default: all).")
+@click.option("--weights", callback=_csv(float), help="Hybrid sub-query weights, e.g. 0.8,0.1,0.1 (sum 1).")
 @click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N judged queries.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
 @encoder_options
 @json_option
 @click.pass_context
-def eval_cmd(ctx, index, beir_dir, modes, k, split, sub_queries, max_queries, out, chart, **rest):
+def eval_cmd(ctx, index, beir_dir, modes, k, split, sub_queries, weights, max_queries, out, chart, **rest):
     """Evaluate retrieval modes on a BEIR data set: NDCG@1/3/5/10, Recall@10/100, MRR@10, p50/p95 latency."""
     from opensearch_kit.client import cluster_errors
     from opensearch_kit.evaluate import evaluate
@@ -784,6 +785,7 @@ def eval_cmd(ctx, index, beir_dir, modes, k, split, sub_queries, max_queries, ou
             k,
             split=split,
             hybrid=sub_queries or (),
+            weights=weights,
             max_queries=max_queries,
             encoding=rest["encoding"],
             out=out,

@@ -27,6 +27,7 @@ def evaluate(
     *,
     split: str = "test",
     hybrid: tuple[str, ...] = (),
+    weights: tuple[float, ...] | None = None,
     max_queries: int | None = None,
     config: IndexConfig | None = None,
     sparse_encoder: SparseQueryEncoder | None = None,
@@ -38,7 +39,8 @@ def evaluate(
 ) -> dict:
     """Run every judged query of `beir_dir` (queries.jsonl restricted to qrels/<split>.tsv) in every mode; return
     (and write to `out`) a report with per-mode metrics, p50/p95 latency and the runs; draw `chart` if given.
-    `hybrid` names the sub-queries of hybrid modes (default: every signal the index has)."""
+    `hybrid` names the sub-queries of hybrid modes (default: every signal the index has), `weights` their weights
+    (default: the index pipeline's)."""
     beir_dir = Path(beir_dir)
     qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
     queries = read_queries(beir_dir, set(qrels))
@@ -50,7 +52,7 @@ def evaluate(
     plans = {}
     for mode in modes:
         options = QueryOptions.parse(mode, k=k, source=())
-        plans[options.label] = replace(options, hybrid=hybrid) if options.mode == "hybrid" else options
+        plans[options.label] = replace(options, hybrid=hybrid, weights=weights) if options.mode == "hybrid" else options
     first = next(iter(queries.values()))
     for options in plans.values():  # refuse a misconfigured mode before spending time on the others
         searcher.build(first, options)
