@@ -7,6 +7,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from opensearch_kit import __version__
 from opensearch_kit.errors import KitError
 from opensearch_kit.maven import file_digest
 
@@ -99,6 +100,7 @@ def write_export(
     register_path = out_dir / f"{name}.json"
     write_json(register_path, body)
     path = report_path(out_dir, name)
+    report["toolkit_version"] = __version__
     write_json(path, report)
     return Export(zip_path, register_path, path, model_files[0], report)
 

@@ -3,12 +3,14 @@ packaged English + Korean sample corpus, hybrid searches and an evaluation of ev
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 from opensearchpy import OpenSearch
 
+from opensearch_kit import __version__
 from opensearch_kit.artifact import default_name
 from opensearch_kit.client import Connection
 from opensearch_kit.deploy import Artifact, deploy_artifact, export_model
@@ -53,9 +55,12 @@ class DemoModels:
 
 
 def exported(kind: str, model: str, name: str, work_dir: Path) -> Artifact:
-    """The export of `model` in `work_dir`, made once: a re-run deploys the very same zip, so nothing is uploaded."""
+    """The export of `model` in `work_dir`, made once per toolkit version: a re-run deploys the very same zip, so
+    nothing is uploaded."""
     out = work_dir / name
-    if (out / f"{name}.zip").is_file() and (out / f"{name}.json").is_file():
+    report = out / f"{name}.parity.json"
+    fresh = report.is_file() and json.loads(report.read_text()).get("toolkit_version") == __version__
+    if fresh and (out / f"{name}.zip").is_file():
         return Artifact.locate(out / f"{name}.zip")
     return export_model(kind, model, "torchscript", out, name)
 
