@@ -103,13 +103,22 @@ class LocalCluster:
         return ClusterRecord(**json.loads(self.record_path.read_text()))
 
     def running_pids(self) -> list[int]:
+        """This cluster's live node pids: from its record, else every node whose config lives in its directory
+        (a record lost to a crash or a racing start must not leave nodes that `stop` cannot find)."""
         rec = self.record()
-        return [pid for pid in (rec.pids if rec else []) if _is_opensearch(pid)]
+        if rec:
+            return [pid for pid in rec.pids if _is_opensearch(pid)]
+        return _nodes_configured_under(self.dir)
 
     def start(self, nodes: int = 1, heap: str = DEFAULT_HEAP, timeout: float = 300) -> ClusterRecord:
         """Assemble (or reuse) the install, write node configs, start the nodes and wait until healthy."""
-        if self.running_pids():
+        if pids := self.running_pids():
             rec = self.record()
+            if rec is None:
+                raise KitError(
+                    f"nodes {pids} of the cluster on port {self.http_port} run without their record",
+                    "stop them with `opensearch-kit cluster stop`, then start again",
+                )
             wait_healthy(rec.url, rec.nodes, timeout)
             return rec
         ports = [self.http_port + i for i in range(nodes)]
@@ -272,6 +281,21 @@ def _is_opensearch(pid: int) -> bool:
     except OSError:
         return False
     return b"org.opensearch.bootstrap.OpenSearch" in cmdline
+
+
+def _nodes_configured_under(root: Path) -> list[int]:
+    """Pids of OpenSearch processes whose OPENSEARCH_PATH_CONF lies under `root`."""
+    marker = f"OPENSEARCH_PATH_CONF={root}/".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _is_opensearch(int(proc.name)):
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
