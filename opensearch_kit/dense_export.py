@@ -335,12 +335,13 @@ def export_dense(
     if variant != "fp32":
         model_files = write_reduced(fmt, quantize, wrapper, args, model_file)
         runner = _runner(fmt, model_file, tokenizer_file)
-        quality = dense_quality(reference, np.asarray(runner(passages, 1)))
-        report["reduced_quality"] = {"name": f"{fmt} {variant}", **quality}
+    passage_vectors = np.asarray(runner(passages, 1))
+    if variant != "fp32":
+        report["reduced_quality"] = {"name": f"{fmt} {variant}", **dense_quality(reference, passage_vectors)}
     report["cluster_min_cosine"] = CLUSTER_MIN_COSINE[variant]
     report["expected"] = {
         "texts": SAMPLE_TEXTS,
-        "passage_vectors": np.asarray(runner(passages, 1)).tolist(),
+        "passage_vectors": passage_vectors.tolist(),
         "query_vectors": np.asarray(runner(queries, 1)).tolist() if queries else [],
     }
     description = f"dense embedder ({loaded.spec.pooling} pooling) exported by opensearch-kit from {model_path}"

@@ -269,10 +269,11 @@ def export_reranker(
     if variant != "fp32":
         model_files = write_reduced(fmt, quantize, module, args, model_file)
         runner = _runner(fmt, model_file, tokenizer_file)
-        quality = score_quality(reference, np.asarray(runner(pairs, 1)))
-        report["reduced_quality"] = {"name": f"{fmt} {variant}", **quality}
+    scores = np.asarray(runner(pairs, 1))
+    if variant != "fp32":
+        report["reduced_quality"] = {"name": f"{fmt} {variant}", **score_quality(reference, scores)}
     report["cluster_tolerance"] = CLUSTER_TOLERANCE[variant]
-    report["expected"] = {"pairs": [list(p) for p in pairs], "scores": np.asarray(runner(pairs, 1)).tolist()}
+    report["expected"] = {"pairs": [list(p) for p in pairs], "scores": scores.tolist()}
     config = {
         "model_type": loaded.model_type,
         "embedding_dimension": 1,
