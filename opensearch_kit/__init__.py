@@ -1,3 +1,3 @@
 """opensearch-kit: Hugging Face retrieval models into OpenSearch, end to end."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

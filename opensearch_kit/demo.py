@@ -3,18 +3,15 @@ packaged English + Korean sample corpus, hybrid searches and an evaluation of ev
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from opensearchpy import OpenSearch
-
 from opensearch_kit import __version__
-from opensearch_kit.artifact import default_name
-from opensearch_kit.client import Connection
-from opensearch_kit.deploy import Artifact, deploy_artifact, export_model
-from opensearch_kit.ml_commons import MLCommons
+from opensearch_kit.artifact import Artifact, default_name
+from opensearch_kit.deploy import DeployResult, deploy_artifact
+from opensearch_kit.opensearch.connection import Connection
+from opensearch_kit.opensearch.transport import Transport
 
 DEMO_INDEX = "opensearch-kit-demo"
 DEMO_QUERIES = (
@@ -37,7 +34,7 @@ class DemoModels:
     sparse: str | None = None
     dense: str | None = None
     reranker: str | None = None
-    deployed: dict[str, dict] = field(default_factory=dict)
+    deployed: dict[str, DeployResult] = field(default_factory=dict)
 
     def resolve(self) -> dict[str, tuple[str, str]]:
         """kind -> (model path or hub id, artifact name); the wheel-packaged defaults where none was given."""
@@ -57,45 +54,49 @@ class DemoModels:
 def exported(kind: str, model: str, name: str, work_dir: Path) -> Artifact:
     """The export of `model` in `work_dir`, made once per toolkit version: a re-run deploys the very same zip, so
     nothing is uploaded."""
+    from opensearch_kit.export import export_model
+
     out = work_dir / name
-    report = out / f"{name}.parity.json"
-    fresh = report.is_file() and json.loads(report.read_text()).get("toolkit_version") == __version__
-    if fresh and (out / f"{name}.zip").is_file():
-        return Artifact.locate(out / f"{name}.zip")
-    return export_model(kind, model, "torchscript", out, name)
+    artifact = Artifact(out, name)
+    made = artifact.zip_path.is_file() and artifact.report_path.is_file()
+    if made and artifact.report.get("toolkit_version") == __version__:
+        return artifact
+    return export_model(kind, model, out, format="torchscript", name=name)
 
 
-def deploy_models(ml: MLCommons, models: DemoModels, work_dir: Path, progress: bool = True) -> dict[str, dict]:
-    """Export (once) and deploy each model with the in-cluster parity check; deploy records by kind."""
+def deploy_models(
+    transport: Transport, models: DemoModels, work_dir: Path, progress: bool = True
+) -> dict[str, DeployResult]:
+    """Export (once) and deploy each model with the in-cluster parity check; deploy results by kind."""
     for kind, (model, name) in models.resolve().items():
-        models.deployed[kind] = deploy_artifact(ml, exported(kind, model, name, work_dir), kind, progress=progress)
+        artifact = exported(kind, model, name, work_dir)
+        models.deployed[kind] = deploy_artifact(transport, artifact, progress=progress)
     return models.deployed
 
 
-def build_index(client: OpenSearch, deployed: dict[str, dict], progress: bool = True) -> dict:
+def build_index(transport: Transport, deployed: dict[str, DeployResult], progress: bool = True) -> dict:
     """(Re)create the demo index with its pipelines and ingest the sample corpus through the cluster's models."""
     from opensearch_kit.index import create_index, delete_index
     from opensearch_kit.ingest import ingest
 
-    delete_index(client, DEMO_INDEX, missing_ok=True)
+    delete_index(transport, DEMO_INDEX, missing_ok=True)
     created = create_index(
-        client,
+        transport,
         DEMO_INDEX,
-        sparse_model=deployed["sparse"]["model_id"],
-        dense_model=deployed["dense"]["model_id"],
-        rerank_model=deployed["reranker"]["model_id"] if "reranker" in deployed else None,
+        deployed["sparse"].model_id,
+        dense_model=deployed["dense"].model_id,
+        reranker_model=deployed["reranker"].model_id if "reranker" in deployed else None,
         language="ko",
     )
-    report = ingest(client, DEMO_INDEX, sample_dir(), mode="pipeline", progress=progress)
-    return {"index": created, "ingest": report.to_dict()}
+    report = ingest(transport, DEMO_INDEX, sample_dir(), mode="pipeline", progress=progress)
+    return {"index": created.to_dict(), "ingest": report.to_dict()}
 
 
-def search_examples(client: OpenSearch, queries: tuple[str, ...] = DEMO_QUERIES, k: int = 3) -> list[dict]:
+def search_examples(transport: Transport, queries: tuple[str, ...] = DEMO_QUERIES, k: int = 3) -> list[dict]:
     """Hybrid searches with the per-signal scores of each hit."""
-    from opensearch_kit.query import QueryOptions
-    from opensearch_kit.search import Searcher
+    from opensearch_kit.search import QueryOptions, Searcher
 
-    searcher = Searcher(client, DEMO_INDEX)
+    searcher = Searcher(transport, DEMO_INDEX)
     results = []
     for text in queries:
         found = searcher.search(text, QueryOptions(mode="hybrid", k=k, explain=True))
@@ -106,24 +107,62 @@ def search_examples(client: OpenSearch, queries: tuple[str, ...] = DEMO_QUERIES,
     return results
 
 
-def run_demo(conn: Connection, models: DemoModels, work_dir: Path, progress: bool = True) -> dict:
-    """Start the local cluster when nothing answers, deploy, index, search and evaluate; a record of it all."""
-    from opensearch_kit.evaluate import evaluate
-    from opensearch_kit.local_cluster import LocalCluster
+@dataclass
+class DemoResult:
+    """Everything the demo did: the cluster, the models, the index and ingest, the searches and the evaluation."""
 
-    client = conn.client(timeout=300)
-    started = None if client.ping() else LocalCluster.for_url(conn.url).start().url
-    deployed = deploy_models(MLCommons(client), models, work_dir, progress)
-    built = build_index(client, deployed, progress)
+    record: dict
+
+    def to_dict(self) -> dict:
+        return self.record
+
+    def summary(self) -> str:
+        r = self.record
+        lines = [f"cluster {r['cluster']}" + (" (started locally)" if r["started_cluster"] else "")]
+        for kind, m in r["models"].items():
+            how = "reused" if m["reused"] else f"uploaded {m['uploaded_bytes'] / 1e6:.1f} MB"
+            lines.append(f"  {kind:<9} {m['model_id']}  {m['name']}: {how}, in-cluster parity OK")
+        ingest = r["ingest"]
+        lines.append(
+            f"index {r['index']['index']}: {ingest['indexed']} documents indexed, {ingest['rejected']} rejected"
+        )
+        for search in r["searches"]:
+            lines.append(f"\nhybrid: {search['query']}  ({search['latency_ms']} ms)")
+            for hit in search["hits"]:
+                signals = ", ".join(f"{k} {v:.3f}" for k, v in (hit["signals"] or {}).items())
+                lines.append(f"  {hit['score']:.4f}  {hit['id']:<6} {hit['title']}  [{signals}]")
+        lines.append("\nsample-set evaluation (NDCG@10 / Recall@10 / p50 ms):")
+        for mode, m in r["evaluation"].items():
+            lines.append(f"  {mode:<12} {m['NDCG@10']:.3f} / {m['Recall@10']:.3f} / {m['p50_ms']:.0f}")
+        lines.append(f'\nnext: opensearch-kit search {DEMO_INDEX} "your query"; stop with opensearch-kit cluster stop')
+        return "\n".join(lines)
+
+
+def run_demo(conn: Connection, models: DemoModels, work_dir: Path, progress: bool = True) -> DemoResult:
+    """Start the local cluster when nothing answers, deploy, index, search and evaluate."""
+    from opensearch_kit.cluster import LocalCluster
+    from opensearch_kit.errors import Unreachable
+    from opensearch_kit.evaluate import evaluate
+
+    transport = conn.transport(timeout=300)
+    try:
+        transport.request("GET", "/")
+        started = None
+    except Unreachable:
+        started = LocalCluster.for_url(conn.url).start().url
+    deployed = deploy_models(transport, models, work_dir, progress)
+    built = build_index(transport, deployed, progress)
     modes = DEMO_MODES + (("hybrid+rerank",) if "reranker" in deployed else ())
-    evaluation = evaluate(client, DEMO_INDEX, sample_dir(), modes, k=10, progress=progress)
-    return {
-        "cluster": conn.url,
-        "started_cluster": started,
-        "models": deployed,
-        **built,
-        "searches": search_examples(client),
-        "evaluation": {
-            mode: r["metrics"] | {"p50_ms": r["latency_ms"]["p50"]} for mode, r in evaluation["modes"].items()
-        },
-    }
+    evaluation = evaluate(transport, DEMO_INDEX, sample_dir(), modes=modes, k=10, progress=progress)
+    return DemoResult(
+        {
+            "cluster": conn.url,
+            "started_cluster": started,
+            "models": {kind: result.to_dict() for kind, result in deployed.items()},
+            **built,
+            "searches": search_examples(transport),
+            "evaluation": {
+                mode: r["metrics"] | {"p50_ms": r["latency_ms"]["p50"]} for mode, r in evaluation.modes.items()
+            },
+        }
+    )

@@ -69,11 +69,14 @@ def cross_encoder(root: Path, minilm: str) -> str:
 def dense_backends(model: str, root: Path, batch: int) -> dict:
     import torch
 
-    from opensearch_kit.dense_encoder import DenseEncoder
-    from opensearch_kit.dense_export import DenseEncoderModule, export_dense, load_dense
+    from opensearch_kit.export import export_model
+    from opensearch_kit.export.dense import DenseExporter
+    from opensearch_kit.export.pipeline import ExportOptions
+    from opensearch_kit.runtime import DenseEncoder
 
-    loaded = load_dense(model)
-    module = DenseEncoderModule(loaded).eval()
+    loaded = DenseExporter(model, ExportOptions())
+    loaded.load()
+    module = loaded.module().eval()
 
     def eager(chunk: list[str]):
         enc = loaded.tokenizer(chunk, padding=True, truncation=True, max_length=loaded.max_length, return_tensors="pt")
@@ -82,7 +85,7 @@ def dense_backends(model: str, root: Path, batch: int) -> dict:
 
     backends = {"eager": eager}
     for label, quantize in (("onnx-fp32", None), ("onnx-int8", "int8")):
-        export_dense(model, "onnx", root / f"dense-{label}", quantize=quantize)
+        export_model("dense", model, root / f"dense-{label}", format="onnx", quantize=quantize)
         encoder = DenseEncoder.from_dir(root / f"dense-{label}")
         backends[label] = lambda chunk, e=encoder: e.embed(chunk, batch)
     return backends
@@ -91,11 +94,14 @@ def dense_backends(model: str, root: Path, batch: int) -> dict:
 def rerank_backends(model: str, root: Path, batch: int) -> dict:
     import torch
 
-    from opensearch_kit.dense_encoder import Reranker
-    from opensearch_kit.rerank_export import RerankModule, export_reranker, load_reranker
+    from opensearch_kit.export import export_model
+    from opensearch_kit.export.pipeline import ExportOptions
+    from opensearch_kit.export.reranker import RerankerExporter
+    from opensearch_kit.runtime import Reranker
 
-    loaded = load_reranker(model)
-    module = RerankModule(loaded).eval()
+    loaded = RerankerExporter(model, ExportOptions())
+    loaded.load()
+    module = loaded.module().eval()
     query = "how does dense retrieval find passages"
 
     def eager(chunk: list[str]):
@@ -108,7 +114,7 @@ def rerank_backends(model: str, root: Path, batch: int) -> dict:
 
     backends = {"eager": eager}
     for label, quantize in (("onnx-fp32", None), ("onnx-int8", "int8")):
-        export_reranker(model, "onnx", root / f"rerank-{label}", quantize=quantize)
+        export_model("reranker", model, root / f"rerank-{label}", format="onnx", quantize=quantize)
         reranker = Reranker.from_dir(root / f"rerank-{label}")
         backends[label] = lambda chunk, r=reranker: r.score(query, chunk, batch)
     return backends

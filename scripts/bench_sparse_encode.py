@@ -30,8 +30,9 @@ def run_backend(backend: str, model: str, export_dir: str, n: int, tokens: int, 
     """In a child process: encode n texts of ~tokens tokens, report docs/s and peak RSS."""
     import torch
 
-    from opensearch_kit.sparse_encoder import SparseEncoder
-    from opensearch_kit.sparse_export import SparseEncoderModule, load_sparse
+    from opensearch_kit.export.pipeline import ExportOptions
+    from opensearch_kit.export.sparse import SparseExporter
+    from opensearch_kit.runtime import SparseEncoder
 
     torch.set_num_threads(torch.get_num_threads())
     data = texts(n, tokens)
@@ -42,8 +43,9 @@ def run_backend(backend: str, model: str, export_dir: str, n: int, tokens: int, 
         def encode(chunk):
             return encoder.vectors(chunk, batch)
     else:
-        loaded = load_sparse(model, max_length=tokens)
-        module = SparseEncoderModule(loaded).eval()
+        loaded = SparseExporter(model, ExportOptions(max_length=tokens))
+        loaded.load()
+        module = loaded.module().eval()
         if backend == "torchscript":
             module = torch.jit.load(str(next((Path(export_dir) / "ts").glob("*.pt"))))
 
@@ -70,13 +72,11 @@ def run_backend(backend: str, model: str, export_dir: str, n: int, tokens: int, 
 
 
 def prepare(model: str, tokens: int, root: Path) -> None:
-    from opensearch_kit.sparse_export import export_sparse
+    from opensearch_kit.export import export_model
 
-    export_sparse(model, "torchscript", root / "ts", name="m", max_length=tokens)
-    export_sparse(model, "onnx", root / "fp32", name="m", max_length=tokens)
-    export_sparse(model, "onnx", root / "int8", name="m", max_length=tokens, quantize="int8")
-    for stale in (root / "int8").glob("*.fp32.onnx"):
-        stale.unlink()  # SparseEncoder.from_dir must pick the int8 model
+    export_model("sparse", model, root / "ts", format="torchscript", name="m", max_length=tokens)
+    export_model("sparse", model, root / "fp32", format="onnx", name="m", max_length=tokens)
+    export_model("sparse", model, root / "int8", format="onnx", name="m", max_length=tokens, quantize="int8")
 
 
 def bert_base(root: Path) -> str:

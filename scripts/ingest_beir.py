@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opensearch_kit.client import Connection
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
+from opensearch_kit.opensearch import Connection
 
 
 def main() -> None:
@@ -28,11 +28,18 @@ def main() -> None:
     parser.add_argument("--recreate", action="store_true", help="delete the index first if it exists")
     args = parser.parse_args()
 
-    client = Connection(args.url).client(timeout=300)
+    cluster = Connection(args.url).transport(timeout=300)
     if args.recreate:
-        delete_index(client, args.index, missing_ok=True)
-    create_index(client, args.index, args.sparse_model, args.dense_model, language=args.language)
-    report = ingest(client, args.index, args.source, args.mode, args.sparse_encoder, args.dense_encoder)
+        delete_index(cluster, args.index, missing_ok=True)
+    create_index(cluster, args.index, args.sparse_model, dense_model=args.dense_model, language=args.language)
+    report = ingest(
+        cluster,
+        args.index,
+        args.source,
+        mode=args.mode,
+        sparse_encoder=args.sparse_encoder,
+        dense_encoder=args.dense_encoder,
+    )
     print(report.summary())
 
 

@@ -1,0 +1,41 @@
+"""The `opensearch-kit` command line: a thin root that registers one module per command group. Each command
+parses its options, calls one API function and prints the result's `summary()` (or `to_dict()` with --json);
+library errors become a message with its fix and exit code 1."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opensearch_kit.cli.cluster import cluster
+from opensearch_kit.cli.common import connection_options, make_connection, quiet, report_error
+from opensearch_kit.cli.demo import demo
+from opensearch_kit.cli.deploy import deploy, models
+from opensearch_kit.cli.export import export
+from opensearch_kit.cli.index import index_group
+from opensearch_kit.cli.ingest import ingest
+from opensearch_kit.cli.search import evaluate, search
+from opensearch_kit.errors import KitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@connection_options
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, **connection) -> None:
+    """Hugging Face retrieval models into OpenSearch: export, deploy, index, search, evaluate."""
+    quiet(verbose)
+    ctx.obj = make_connection(**connection)
+
+
+for command in (cluster, demo, export, deploy, models, index_group, ingest, search, evaluate):
+    main.add_command(command)
+
+
+def run() -> None:
+    """Entry point: turn KitErrors into a clear message and exit code 1."""
+    try:
+        main(standalone_mode=True)
+    except KitError as e:
+        report_error(e)
+        sys.exit(1)

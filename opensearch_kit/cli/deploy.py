@@ -1,0 +1,80 @@
+"""`opensearch-kit deploy` and `opensearch-kit models list | undeploy | delete`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from opensearch_kit.artifact import KINDS
+from opensearch_kit.cli.common import emit, json_option, transport
+
+
+@click.command()
+@click.argument("source")
+@click.option("--kind", type=click.Choice(KINDS), help="What SOURCE is (required for a model; read from an export).")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
+@click.option("--name", help="Model name (default: the model folder name).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where an export goes when SOURCE is a model (default: ./exports/<name>).",
+)
+@click.option("--idf", type=click.Path(exists=True, path_type=Path), help="sparse-tokenizer: idf.json or a corpus.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the deploy task.")
+@click.option("--no-check", is_flag=True, help="Skip the in-cluster parity check.")
+@json_option
+@click.pass_context
+def deploy(ctx, source, kind, fmt, name, out_dir, idf, trust_remote_code, timeout, no_check, as_json) -> None:
+    """Register, deploy and verify a model in ML Commons; prints its model id.
+
+    SOURCE is an exported zip (or its folder) from `opensearch-kit export`, or a model (local path or hub id),
+    which is exported first. An identical model already in the cluster is reused: nothing is uploaded again.
+    The cluster then predicts sample texts and must return what the original model returns.
+    """
+    from opensearch_kit.deploy import deploy as run
+
+    result = run(
+        transport(ctx), source, kind=kind, out_dir=out_dir, timeout=timeout, check=not no_check,
+        progress=not as_json, format=fmt, name=name, idf=idf, trust_remote_code=trust_remote_code,
+    )  # fmt: skip
+    emit(result, as_json)
+
+
+@click.group()
+def models() -> None:
+    """List, undeploy and delete ML Commons models."""
+
+
+@models.command("list")
+@json_option
+@click.pass_context
+def models_list(ctx, as_json) -> None:
+    """Every registered model: id, state, function, format, name."""
+    from opensearch_kit.models import list_models
+
+    emit(list_models(transport(ctx)), as_json)
+
+
+@models.command("undeploy")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_undeploy(ctx, model_id, as_json) -> None:
+    """Unload a model from every node (it stays registered)."""
+    from opensearch_kit.models import undeploy_model
+
+    emit(undeploy_model(transport(ctx), model_id), as_json)
+
+
+@models.command("delete")
+@click.argument("model_id")
+@json_option
+@click.pass_context
+def models_delete(ctx, model_id, as_json) -> None:
+    """Undeploy and delete a model."""
+    from opensearch_kit.models import delete_model
+
+    emit(delete_model(transport(ctx), model_id), as_json)

@@ -1,0 +1,111 @@
+"""`opensearch-kit search` and `opensearch-kit eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from opensearch_kit.cli.common import csv_of, emit, json_option, spec_of, transport
+from opensearch_kit.index.options import parse_weights
+
+
+def encoder_options(command):
+    """--sparse-encoder / --dense-encoder / --encoding: where queries are encoded."""
+    options = [
+        click.option(
+            "--sparse-encoder",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="ONNX sparse export directory for local query encoding.",
+        ),
+        click.option(
+            "--dense-encoder",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Exported dense model directory for local query embedding.",
+        ),
+        click.option(
+            "--encoding",
+            type=click.Choice(["auto", "local", "cluster"]),
+            default="auto",
+            show_default=True,
+            help="Encode queries with the index's in-cluster models, or locally (auto: in-cluster when recorded).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def local_encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
+    from opensearch_kit.search import local_dense_encoder, local_sparse_encoder
+
+    return {
+        "sparse_encoder": local_sparse_encoder(sparse_dir) if sparse_dir else None,
+        "dense_encoder": local_dense_encoder(dense_dir) if dense_dir else None,
+    }
+
+
+weights_option = click.option(
+    "--weights", callback=spec_of(parse_weights), help="Hybrid weights in sub-query order, summing to 1, e.g. 0.3,0.7."
+)
+
+
+@click.command("search")
+@click.argument("index")
+@click.argument("text")
+@click.option("--mode", type=click.Choice(["bm25", "sparse", "dense", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
+@click.option("--hybrid", callback=csv_of(str), help="Hybrid sub-queries, e.g. bm25,sparse (default: all).")
+@weights_option
+@click.option("--rrf", is_flag=True, help="Combine hybrid sub-queries by reciprocal rank fusion.")
+@click.option("--rerank", is_flag=True, help="Rerank with the index's rerank pipeline.")
+@click.option("--rerank-depth", type=click.IntRange(1), help="Hits the reranker sees (default: --k).")
+@click.option("--two-phase", is_flag=True, help="Sparse mode: prune the query, then rescore the top hits in full.")
+@click.option("--explain", is_flag=True, help="Show each hybrid signal's raw score per hit.")
+@encoder_options
+@json_option
+@click.pass_context
+def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, **options):
+    """Search INDEX for TEXT in one retrieval mode."""
+    from opensearch_kit.search import QueryOptions, Searcher
+
+    options["hybrid"] = options["hybrid"] or ()
+    searcher = Searcher(transport(ctx), index, encoding=encoding, **local_encoders(sparse_encoder, dense_encoder))
+    emit(searcher.search(text, QueryOptions(**options)), as_json)
+
+
+@click.command("eval")
+@click.argument("index")
+@click.argument("beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--modes",
+    default="bm25,sparse,dense,hybrid,hybrid+rerank",
+    show_default=True,
+    callback=csv_of(str),
+    help="Comma-separated modes; flags join with +: hybrid+rrf, hybrid+rerank, sparse+two-phase.",
+)
+@click.option("--k", default=100, show_default=True, type=click.IntRange(1), help="Hits retrieved per query.")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to judge with.")
+@click.option("--hybrid", callback=csv_of(str), help="Sub-queries of hybrid modes (default: all).")
+@weights_option
+@click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N judged queries.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
+@encoder_options
+@json_option
+@click.pass_context
+def evaluate(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **options):
+    """Evaluate retrieval modes on a BEIR data set: NDCG@1/3/5/10, Recall@10/100, MRR@10, p50/p95 latency."""
+    from opensearch_kit.evaluate import EvalReport
+    from opensearch_kit.evaluate import evaluate as run
+
+    options["hybrid"] = options["hybrid"] or ()
+    report: EvalReport = run(
+        transport(ctx),
+        index,
+        beir_dir,
+        progress=not as_json,
+        **options,
+        **local_encoders(sparse_encoder, dense_encoder),
+    )
+    emit(report, as_json)

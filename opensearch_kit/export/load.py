@@ -1,0 +1,96 @@
+"""Loading Hugging Face checkpoints for export: the small files first (configs, tokenizer), weights after the size
+check, remote code only when trusted, and the length the server will truncate to."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from opensearch_kit.errors import KitError
+
+# ML Commons' tokenizer (DJL) truncates at min(tokenizer.json max_length, 512).
+SERVER_MAX_LENGTH = 512
+WEIGHT_FILES = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack", "*.gguf"]
+
+
+def model_files_dir(model_path: str) -> Path:
+    """A local folder with the checkpoint's small files (configs, tokenizer, sentence-transformers modules): the
+    path itself, or for a hub id its snapshot without weights (those come later, after the size check)."""
+    if Path(model_path).is_dir():
+        return Path(model_path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model_path, ignore_patterns=WEIGHT_FILES))
+    except Exception as e:
+        raise KitError(
+            f"{model_path} is neither a local folder nor a model the Hugging Face hub could give: {e}",
+            "pass the path of a local model folder, or check the model id and hub access",
+        ) from e
+
+
+def load_tokenizer(model_path: str, trust_remote_code: bool = False, subfolder: str = ""):
+    """The model's fast tokenizer; ML Commons needs its tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code, subfolder=subfolder)
+    if not getattr(tokenizer, "is_fast", False):
+        raise KitError(f"{model_path} has no fast tokenizer (tokenizer.json)", "ML Commons needs tokenizer.json")
+    return tokenizer
+
+
+def save_tokenizer(tokenizer, max_length: int, path: Path) -> None:
+    """tokenizer.json with truncation at the model's max length and no padding (DJL pads itself); `tokenizer` is
+    a transformers fast tokenizer or a `tokenizers.Tokenizer`."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    backend.enable_truncation(max_length)
+    backend.no_padding()
+    backend.save(str(path))
+
+
+def require_trust(model_path: str, config, trust_remote_code: bool) -> bool:
+    """True when the checkpoint maps an Auto class to its own code; a KitError unless the user trusts it."""
+    custom = bool(getattr(config, "auto_map", None))
+    if custom and not trust_remote_code:
+        raise KitError(f"{model_path} ships its own model code", "pass --trust-remote-code if you trust it")
+    return custom
+
+
+def truncation_length(config, tokenizer, max_length: int | None, model_limit: int | None = None) -> int:
+    """The length the server truncates to: the smallest of the user's, the model's and the server's limits."""
+    limits = [
+        max_length,
+        model_limit,
+        getattr(config, "max_position_embeddings", None),
+        tokenizer.model_max_length,
+        SERVER_MAX_LENGTH,
+    ]
+    return int(min(v for v in limits if v))
+
+
+def from_pretrained(auto, model_path: str, config, *, meta: bool, subfolder: str = "", trust_remote_code: bool = False):
+    """`auto`'s model in fp32 with eager attention (TorchScript traces it; the server's libtorch runs it), in eval
+    mode and with TorchScript-safe type names; with `meta`, the architecture only (no weights), to size it."""
+    kwargs = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code, "dtype": torch.float32}
+    if meta:
+        with torch.device("meta"):
+            model = auto.from_config(config, **kwargs)
+    else:
+        model = auto.from_pretrained(model_path, subfolder=subfolder, **kwargs)
+    model.eval()
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    make_scriptable_names(model)
+    return model
+
+
+def make_scriptable_names(model: torch.nn.Module) -> None:
+    """TorchScript names module types by their Python module path; remote code lives under paths such as
+    `transformers_modules.<dir>.<hash>` whose segments may start with a digit or hold dashes, which a saved
+    TorchScript file cannot load. Give such types a valid path."""
+    for module_type in {type(m) for m in model.modules()}:
+        parts = module_type.__module__.split(".")
+        if not all(p.isidentifier() for p in parts):
+            module_type.__module__ = ".".join(p if p.isidentifier() else "m_" + re.sub(r"\W", "_", p) for p in parts)

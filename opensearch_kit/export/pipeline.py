@@ -1,0 +1,241 @@
+"""The one export pipeline every model kind runs, with per-kind hooks (`Exporter` subclasses):
+
+options check -> size check on the weight-less architecture -> load -> the server's tokenizer.json -> the eager
+original's reference outputs on the sample texts -> TorchScript or ONNX graph -> parity of the saved graph against
+the reference (batch 1 and one padded batch) -> fp16 / int8 form and its quality against the reference -> the
+final graph's outputs, recorded as what the cluster must return -> zip, register body and report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from opensearch_kit.artifact import FORMATS, Artifact, default_name, write_artifact, write_report
+from opensearch_kit.errors import KitError
+from opensearch_kit.export.graph import check_size, write_graph, write_torchscript
+from opensearch_kit.export.load import save_tokenizer
+from opensearch_kit.export.quantize import fp16_weights, int8_in_place
+from opensearch_kit.verify.compare import batch_runs
+
+DTYPES = ("fp32", "fp16")
+QUANTIZATIONS = ("int8",)
+Runner = Callable[[list, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export. The first group applies to every kind; the others to one kind each."""
+
+    format: str = "torchscript"
+    dtype: str = "fp32"
+    quantize: str | None = None
+    max_length: int | None = None
+    trust_remote_code: bool = False
+    name: str | None = None
+    tolerance: float | None = None  # parity bound override (the kind's default when None)
+    prune_ratio: float = 0.0  # sparse: zero weights below this fraction of each text's largest
+    pooling: str | None = None  # dense: mean | cls | max | mean-sqrt-len | weighted-mean | last-token
+    normalize: bool | None = None  # dense: L2-normalise (default: the model's config)
+    query_prompt: str | None = None  # dense: put before queries (default: the sentence-transformers prompt)
+    instruction: str | None = None  # reranker: the yes/no LLM's task instruction
+    idf: Path | None = None  # sparse-tokenizer: idf.json, or a corpus to compute it from
+
+    @property
+    def variant(self) -> str:
+        """fp32, fp16 or int8: the precision of the final graph."""
+        return self.quantize or self.dtype
+
+    def check(self) -> None:
+        """Refuse format / quantization / dtype combinations no export supports."""
+        if self.format not in FORMATS:
+            raise KitError(f"unknown format {self.format!r}", f"use one of {', '.join(FORMATS)}")
+        if self.dtype not in DTYPES:
+            raise KitError(f"unknown dtype {self.dtype!r}", f"use one of {', '.join(DTYPES)}")
+        if self.quantize and self.quantize not in QUANTIZATIONS:
+            raise KitError(f"unknown quantization {self.quantize!r}", "use --quantize int8")
+        if self.quantize and self.format != "onnx":
+            raise KitError("--quantize int8 applies to ONNX exports", "add --format onnx")
+        if self.quantize and self.dtype != "fp32":
+            raise KitError("--quantize int8 starts from the fp32 graph", "drop --dtype fp16 when quantizing")
+
+    @classmethod
+    def of(cls, **values) -> ExportOptions:
+        """Options from keyword arguments; an unknown one is a KitError naming the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KitError(f"unknown export option(s) {', '.join(unknown)}", f"use {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class Exporter:
+    """One model kind's hooks into the pipeline. `load` sets `model`, `tokenizer` and `max_length`; the other
+    hooks build the graph's module, the sample items and their reference outputs, run a saved graph, compare."""
+
+    kind: str
+    description: str = "model"
+
+    def __init__(self, source: str, options: ExportOptions):
+        self.source = source
+        self.options = options
+        self.model: torch.nn.Module
+        self.tokenizer = None
+        self.max_length = 0
+
+    def load(self, meta: bool = False) -> None:
+        """Load the checkpoint (`meta`: the architecture only, no weights, to size it)."""
+        raise NotImplementedError
+
+    def module(self) -> torch.nn.Module:
+        """The module whose outputs the graph computes (pooling, heads and masks included)."""
+        raise NotImplementedError
+
+    def server_tokenizer(self):
+        """What ML Commons tokenizes with (saved as tokenizer.json): by default the model's own."""
+        return self.tokenizer
+
+    def samples(self) -> list:
+        """The items (texts or (query, document) pairs) parity and the in-cluster check run on."""
+        raise NotImplementedError
+
+    def reference(self, module: torch.nn.Module, items: list) -> np.ndarray:
+        """The eager original's outputs, one item at a time (no padding)."""
+        raise NotImplementedError
+
+    def graph(self, fmt: str, module: torch.nn.Module) -> tuple[torch.nn.Module, tuple, list[str], list[str]]:
+        """(wrapper, trace args, input names, output names) for `fmt`."""
+        raise NotImplementedError
+
+    def runner(self, fmt: str, model_file: Path, tokenizer_file: Path) -> Runner:
+        """run(items, batch_size) -> outputs through the saved graph, tokenized with the exported tokenizer.json."""
+        raise NotImplementedError
+
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
+        """A parity result (with ok, as_dict(), summary()) of the saved graph's runs against the reference."""
+        raise NotImplementedError
+
+    def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:
+        """How a reduced-precision graph's outputs compare with the fp32 original's."""
+        raise NotImplementedError
+
+    def expected(self, items: list, outputs: np.ndarray, run: Runner) -> dict:
+        """What the cluster must return for the sample items: the final graph's outputs."""
+        raise NotImplementedError
+
+    def cluster_bounds(self, variant: str) -> dict:
+        """How close the cluster must come to `expected` for a graph of this precision."""
+        raise NotImplementedError
+
+    def details(self) -> dict:
+        """Kind-specific report fields."""
+        return {}
+
+    def model_config(self) -> dict | None:
+        """The register body's model_config, if the kind has one."""
+        return None
+
+    def notes(self) -> list[str]:
+        """Lines for people about this export (shown after the parity figures)."""
+        return []
+
+
+def run_export(exporter: Exporter, out_dir: Path) -> Artifact:
+    """Export, zip, write the register body and report; a KitError with the figures when parity fails."""
+    options = exporter.options
+    options.check()
+    fmt = options.format
+    name = options.name or default_name(exporter.source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exporter.load(meta=True)
+    estimated = check_size(exporter.module(), fmt, options.dtype, options.quantize)
+    exporter.load()
+    module = exporter.module().eval()
+    tokenizer_file = out_dir / "tokenizer.json"
+    save_tokenizer(exporter.server_tokenizer(), exporter.max_length, tokenizer_file)
+    items = exporter.samples()
+    reference = exporter.reference(module, items)
+    wrapper, args, input_names, output_names = exporter.graph(fmt, module)
+    model_file = out_dir / f"{name}{FORMATS[fmt][1]}"
+    members = write_graph(fmt, wrapper, args, model_file, input_names, output_names)
+    run = exporter.runner(fmt, model_file, tokenizer_file)
+    parity = exporter.compare(f"{fmt} fp32", reference, batch_runs(run, items))
+    report: dict = {
+        "kind": exporter.kind,
+        "model": exporter.source,
+        "format": fmt,
+        "dtype": options.dtype,
+        "quantize": options.quantize,
+        "model_file": model_file.name,
+        "max_length": exporter.max_length,
+        "estimated_model_bytes": estimated,
+        **exporter.details(),
+        "parity": parity.as_dict(),
+    }
+    if not parity.ok:
+        path = write_report(out_dir, name, report)
+        raise KitError(
+            f"parity check failed: {parity.summary()}",
+            f"the exported graph differs from the original; details in {path}",
+        )
+    variant = options.variant
+    if variant != "fp32":
+        report["fp32_model_bytes"] = sum(f.stat().st_size for f in members)
+        members = write_reduced(fmt, options.quantize, wrapper, args, model_file)
+        run = exporter.runner(fmt, model_file, tokenizer_file)
+    outputs = np.asarray(run(items, 1))
+    if variant != "fp32":
+        report["reduced_quality"] = {"name": f"{fmt} {variant}", **exporter.quality(reference, outputs)}
+    report["cluster_bounds"] = exporter.cluster_bounds(variant)
+    report["expected"] = exporter.expected(items, outputs, run)
+    report["notes"] = exporter.notes()
+    return write_artifact(
+        out_dir,
+        name,
+        members=members,
+        tokenizer_file=tokenizer_file,
+        kind=exporter.kind,
+        fmt=fmt,
+        description=f"{exporter.description} exported by opensearch-kit from {exporter.source}",
+        report=report,
+        model_config=exporter.model_config(),
+    )
+
+
+def write_reduced(fmt: str, quantize: str | None, wrapper: torch.nn.Module, args: tuple, model_file: Path) -> list:
+    """Replace a checked fp32 graph by its smaller form (TorchScript: re-traced with fp16 weights and compute;
+    ONNX: per-channel dynamic int8, or fp16 weight storage); the files to zip."""
+    if fmt == "torchscript":
+        wrapper.half()
+        try:
+            write_torchscript(wrapper, args, model_file)
+        finally:
+            wrapper.float()
+        return [model_file]
+    return int8_in_place(model_file, per_channel=True) if quantize == "int8" else fp16_weights(model_file)
+
+
+def torchscript_runner(model_file: Path, tokenizer_file: Path, call) -> Runner:
+    """run(items, batch_size) -> [n, ...] through a saved TorchScript module; items are texts or (query, doc)
+    pairs, tokenized with the exported tokenizer.json; `call(module, feeds)` runs one batch of torch tensors
+    {input_ids, attention_mask, token_type_ids}."""
+    from tokenizers import Tokenizer
+
+    from opensearch_kit.runtime.onnx import run_padded
+
+    module = torch.jit.load(str(model_file))
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+
+    def run_batch(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return call(module, {k: torch.from_numpy(v) for k, v in feeds.items()}).float().numpy()
+
+    def run(items: list, batch_size: int) -> np.ndarray:
+        return np.stack(run_padded(tokenizer.encode_batch(items), batch_size, run_batch))
+
+    return run

@@ -1,0 +1,54 @@
+"""Smaller ONNX exports: dynamic int8 quantization and fp16 weight storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from opensearch_kit.export.graph import save_onnx
+
+
+def quantize_int8(src: Path, dst: Path, external: bool = False, per_channel: bool = False) -> None:
+    """Dynamic (weights int8, activations quantized at run time) quantization with onnxruntime; `external` for
+    graphs whose weights live in an external data file; `per_channel` scales each weight column on its own (dense
+    embeddings keep cosine ~0.98 with it, ~0.83 without, on all-MiniLM-L6-v2)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel, use_external_data_format=external
+    )
+
+
+def int8_in_place(model_file: Path, per_channel: bool = False) -> list[Path]:
+    """Quantize a checked fp32 export in place: the int8 graph takes the fp32 one's file name (the fp32 graph is
+    deleted once quantized); the files to zip (the graph, and its external data when too big for one protobuf)."""
+    fp32_file = model_file.with_name(model_file.name.replace(".onnx", ".fp32.onnx"))
+    fp32_files = save_onnx(onnx.load(str(model_file)), fp32_file)
+    for stale in (model_file, model_file.with_name(model_file.name + ".data")):
+        stale.unlink(missing_ok=True)
+    quantize_int8(fp32_file, model_file, len(fp32_files) > 1, per_channel)
+    for stale in fp32_files:
+        stale.unlink()
+    return save_onnx(onnx.load(str(model_file)), model_file)
+
+
+def fp16_weights(model_file: Path, min_elements: int = 4096) -> list[Path]:
+    """Store the large float weights as fp16, each cast back to fp32 in the graph (ONNX Runtime folds the casts
+    when it loads the model): half the file size, fp32 compute on any CPU. Returns the files to zip."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(model_file))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}.fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return save_onnx(model, model_file)

@@ -1,0 +1,117 @@
+"""What an index is built with, parsed from the user's specs: chunking, pruning (applied exactly as neural-search's
+sparse_encoding processor does, PruneUtils in float32) and hybrid weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from opensearch_kit.errors import KitError
+
+PRUNE_TYPES = ("top_k", "alpha_mass", "max_ratio", "abs_value")
+
+
+@dataclass(frozen=True)
+class Prune:
+    """`prune_type` and `prune_ratio` of the sparse_encoding processor."""
+
+    type: str
+    ratio: float
+
+    def __post_init__(self) -> None:
+        ok = {
+            "top_k": self.ratio > 0 and float(self.ratio).is_integer(),
+            "alpha_mass": 0 <= self.ratio < 1,
+            "max_ratio": 0 <= self.ratio < 1,
+            "abs_value": self.ratio >= 0,
+        }.get(self.type)
+        if ok is None:
+            raise KitError(f"unknown prune type {self.type!r}", f"use one of {', '.join(PRUNE_TYPES)}")
+        if not ok:
+            raise KitError(
+                f"prune ratio {self.ratio} is invalid for {self.type}",
+                "top_k takes a positive integer, max_ratio and alpha_mass [0, 1), abs_value >= 0",
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> Prune:
+        """`TYPE:RATIO`, e.g. `max_ratio:0.1` or `top_k:64`."""
+        kind, _, ratio = spec.partition(":")
+        try:
+            return cls(kind, float(ratio))
+        except ValueError as e:
+            raise KitError(f"bad prune spec {spec!r}", "write TYPE:RATIO, e.g. max_ratio:0.1") from e
+
+    def apply(self, weights: dict[str, float]) -> dict[str, float]:
+        """The entries the cluster keeps, compared in float32 as the Java code does."""
+        import numpy as np
+
+        if not weights:
+            return weights
+        keys = list(weights)
+        vals = np.array([weights[k] for k in keys], dtype=np.float32)
+        ratio = np.float32(self.ratio)
+        if self.type == "top_k":
+            keep = np.argsort(-vals, kind="stable")[: int(self.ratio)]
+        elif self.type == "max_ratio":
+            keep = np.flatnonzero(vals >= ratio * vals.max())
+        elif self.type == "abs_value":
+            keep = np.flatnonzero(vals >= ratio)
+        else:  # alpha_mass: the largest weights while their running float32 sum stays within alpha * total
+            order = np.argsort(-vals, kind="stable")
+            total = np.float32(vals.sum(dtype=np.float64))
+            running = np.cumsum(vals[order], dtype=np.float32)
+            keep = order[running <= ratio * total]
+        return {keys[i]: weights[keys[i]] for i in sorted(keep)}
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """The text_chunking processor's fixed_token_length algorithm (standard tokenizer)."""
+
+    token_limit: int = 384
+    overlap_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.token_limit < 1 or not 0 <= self.overlap_rate <= 0.5:
+            raise KitError(
+                f"bad chunking {self.token_limit}:{self.overlap_rate}",
+                "token limit >= 1 and overlap rate in [0, 0.5], e.g. --chunking 384:0.1",
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> Chunking:
+        """`TOKEN_LIMIT[:OVERLAP_RATE]`, e.g. `384` or `256:0.2`."""
+        limit, _, overlap = spec.partition(":")
+        try:
+            return cls(int(limit), float(overlap or 0))
+        except ValueError as e:
+            raise KitError(f"bad chunking spec {spec!r}", "write TOKEN_LIMIT[:OVERLAP_RATE], e.g. 384:0.1") from e
+
+
+WEIGHT_SUM_TOLERANCE = 0.01  # neural-search ScoreCombinationUtil.DELTA_FOR_WEIGHTS_ASSERTION
+
+
+def parse_weights(spec: str | None) -> tuple[float, ...] | None:
+    """`0.3,0.7` -> (0.3, 0.7): hybrid sub-query weights, each in [0, 1], summing to 1 (None for None)."""
+    if spec is None:
+        return None
+    try:
+        weights = tuple(float(w) for w in spec.split(",") if w.strip())
+    except ValueError as e:
+        raise KitError(f"bad weights {spec!r}", "write numbers separated by commas, e.g. 0.3,0.7") from e
+    check_weights(weights)
+    return weights
+
+
+def check_weights(weights: tuple[float, ...] | list[float], source: str = "weights") -> None:
+    """Each weight in [0, 1] and a sum of 1, as OpenSearch requires."""
+    if (
+        not weights
+        or any(not 0.0 <= w <= 1.0 for w in weights)
+        or not math.isclose(sum(weights), 1.0, abs_tol=WEIGHT_SUM_TOLERANCE)
+    ):
+        raise KitError(
+            f"{source} {list(weights)}: OpenSearch requires each weight in [0, 1] and a sum of 1.0",
+            "scale the weights so they add up to 1",
+        )

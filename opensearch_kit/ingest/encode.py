@@ -1,0 +1,121 @@
+"""Client mode: local ONNX encoders compute the vectors exactly as the index's ingest pipeline would (chunks from
+the cluster's own text_chunking, pruning as neural-search prunes, token ids for sparse_vector fields), after a
+check against the deployed models on a probe text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opensearch_kit.errors import KitError
+from opensearch_kit.index.bodies import ingest_pipeline_body
+from opensearch_kit.index.create import check_model
+from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.ml import SERVING
+from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.verify.cluster import check_local_encoder
+
+# A SPLADE head makes [batch, length, vocab] logits: small batches stay in cache and run fastest on CPU.
+SPARSE_ENCODE_BATCH = 4
+
+
+def length_tokenizer(sparse_dir: Path | None):
+    """The sparse export's tokenizer.json, which counts texts over the model's max length (None without one)."""
+    if not sparse_dir:
+        return None
+    from tokenizers import Tokenizer
+
+    from opensearch_kit.artifact import Artifact
+
+    return Tokenizer.from_file(str(Artifact.locate(Path(sparse_dir), "sparse").tokenizer_file))
+
+
+class LocalEncoding:
+    """The local encoders of an index's models, checked against the deployed models."""
+
+    def __init__(self, transport: Transport, meta: IndexMeta, sparse_dir: Path | None, dense_dir: Path | None):
+        from opensearch_kit.runtime import DenseEncoder, SparseEncoder
+
+        if not sparse_dir:
+            raise KitError(
+                "client mode needs the sparse model's local ONNX export",
+                "pass --sparse-encoder DIR (opensearch-kit export sparse MODEL --format onnx --out DIR)",
+            )
+        if meta.dense and not dense_dir:
+            raise KitError(
+                f"index {meta.index} has a dense field: client mode needs the dense model's ONNX export",
+                "pass --dense-encoder DIR (opensearch-kit export dense MODEL --format onnx --out DIR)",
+            )
+        self.transport, self.meta = transport, meta
+        self.sparse = SparseEncoder.from_dir(Path(sparse_dir))
+        self.dense = DenseEncoder.from_dir(Path(dense_dir)) if meta.dense else None
+        processors = ingest_pipeline_body(meta)["processors"]
+        self.chunking = [p for p in processors if "text_chunking" in p]
+
+    @property
+    def tokenizer(self):
+        return self.sparse.tokenizer
+
+    def verify(self) -> str:
+        """Compare the local encoders with the index's deployed models on a probe text; refuse a mismatch."""
+        checked = []
+        for kind, encoder in (("sparse", self.sparse), ("dense", self.dense)):
+            if encoder is None:
+                continue
+            model_id = getattr(self.meta, kind).model_id
+            model = self.transport.ml.get(model_id)
+            if model.get("model_state") not in SERVING:
+                checked.append(f"{kind} not checked (model {model_id} is {model.get('model_state')})")
+                continue
+            same, figure = check_local_encoder(self.transport.ml, model_id, kind, encoder, model)
+            if not same:
+                raise KitError(
+                    f"the local {kind} encoder does not reproduce model {model_id} of index {self.meta.index} "
+                    f"({figure})",
+                    f"pass the ONNX export of the model deployed as {model_id}",
+                )
+            checked.append(f"{kind} matches {model_id} ({figure})")
+        return "; ".join(checked)
+
+    def encode(self, texts: list[str], sources: list[dict[str, Any]]) -> None:
+        """Add the vectors to `sources` as the ingest pipeline would (one per chunk when chunking)."""
+        f, chunked = self.meta.fields, self.meta.chunking is not None
+        chunks = self.chunk(texts) if self.chunking else [[t] for t in texts]
+        flat = [c for cs in chunks for c in cs]
+        if self.meta.sparse.format == "TOKEN_ID":
+            sparse = self.sparse.encode_ids(flat, SPARSE_ENCODE_BATCH)
+        else:
+            sparse = self.sparse.encode(flat, SPARSE_ENCODE_BATCH)
+        if self.meta.sparse.prune:
+            sparse = [self.meta.sparse.prune.apply(w) for w in sparse]
+        dense = self.dense.embed(flat).tolist() if self.dense else None
+        start = 0
+        for src, cs in zip(sources, chunks, strict=True):
+            part = slice(start, start + len(cs))
+            start += len(cs)
+            if chunked:
+                src[f.chunks] = cs
+                src[f.sparse] = [{"sparse_encoding": w} for w in sparse[part]]
+                if dense:
+                    src[f.dense] = [{"knn": v} for v in dense[part]]
+            else:
+                src[f.sparse] = sparse[part][0]
+                if dense:
+                    src[f.dense] = dense[part][0]
+
+    def chunk(self, texts: list[str]) -> list[list[str]]:
+        """The cluster's own text_chunking of each text (its _simulate API, no model involved)."""
+        f = self.meta.fields
+        body = {"pipeline": {"processors": self.chunking}, "docs": [{"_source": {f.text: t}} for t in texts]}
+        out = self.transport.request("POST", "/_ingest/pipeline/_simulate", body)["docs"]
+        for d in out:
+            if "error" in d:
+                raise KitError(f"text_chunking failed: {d['error'].get('reason')}")
+        return [d["doc"]["_source"][f.chunks] for d in out]
+
+
+def check_pipeline_models(transport: Transport, meta: IndexMeta) -> None:
+    """Pipeline mode: the index's models must exist and serve before anything is sent."""
+    check_model(transport, meta.sparse.model_id, "sparse")
+    if meta.dense:
+        check_model(transport, meta.dense.model_id, "dense")

@@ -1,0 +1,267 @@
+"""ML Commons on one cluster: model groups, chunked local-zip registration, deploy, predict, undeploy, delete.
+
+Calls go through opensearch-py's `client.plugins.ml` where it has them, always via `Transport.call`, so errors
+carry the status and the server's reason; the ML Commons failures users hit most get a fix naming the setting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
+from opensearch_kit.files import file_digest
+
+if TYPE_CHECKING:
+    from opensearch_kit.opensearch.transport import Transport
+
+CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHUNK_SIZE)
+MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
+REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
+SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
+BREAKER_FIX = (
+    "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
+    "jvm_heap_memory_threshold / disk_free_space_threshold"
+)
+
+
+@dataclass
+class Registration:
+    """Where register_zip left a model: its id, whether an identical one was reused, and what was sent."""
+
+    model_id: str
+    reused: bool
+    resumed: bool
+    uploaded_bytes: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MLCommons:
+    """The ML Commons REST API of one cluster, with retry and backoff on transient faults."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.api = transport.client.plugins.ml
+
+    def _call(self, fn, what: str, retry: bool = False):
+        try:
+            return self.transport.call(fn, what, retry=retry)
+        except ClusterError as e:
+            raise explain(e) from e
+
+    def model_group(self, name: str) -> str:
+        """Id of the model group called `name`, created when missing."""
+        query = {"query": {"term": {"name.keyword": name}}, "size": 1}
+        hits = self._call(lambda: self.api.search_model_group(body=query), "search model groups")["hits"]["hits"]
+        if hits:
+            return hits[0]["_id"]
+        body = {"name": name, "description": "registered by opensearch-kit"}
+        return self._call(lambda: self.api.register_model_group(body=body), "register model group")["model_group_id"]
+
+    def search(self, query: dict, size: int = 1000) -> list[dict]:
+        """Models (not their chunks) matching `query`, newest first, each with its `model_id`."""
+        body = {
+            "size": size,
+            "query": {"bool": {"filter": [query], "must_not": {"exists": {"field": "chunk_number"}}}},
+            "sort": [{"created_time": "desc"}],
+            "_source": {"excludes": ["content"]},
+        }
+        try:
+            hits = self._call(lambda: self.api.search_models(body=body), "search models")["hits"]["hits"]
+        except NotFound:
+            return []  # no model index yet
+        return [{"model_id": h["_id"], **h["_source"]} for h in hits]
+
+    def find_model(self, name: str, content_hash: str) -> dict | None:
+        """The newest model called `name` whose zip has `content_hash`, if any."""
+        query = {
+            "bool": {"filter": [{"term": {"name.keyword": name}}, {"term": {"model_content_hash_value": content_hash}}]}
+        }
+        found = self.search(query, size=1)
+        return found[0] if found else None
+
+    def list_models(self) -> list[dict]:
+        """Every model (not its chunks) with id, name, state, function, format, hash."""
+        return self.search({"match_all": {}})
+
+    def uploaded_chunks(self, model_id: str) -> set[int]:
+        """Chunk numbers of `model_id` already stored in the cluster."""
+        body = {"size": 10_000, "query": {"term": {"model_id": model_id}}, "_source": ["chunk_number"]}
+        hits = self._call(lambda: self.api.search_models(body=body), "search model chunks")["hits"]["hits"]
+        return {h["_source"]["chunk_number"] for h in hits if "chunk_number" in h["_source"]}
+
+    def register_zip(
+        self, zip_path: Path, meta: dict, *, chunk_size: int = CHUNK_SIZE, progress: bool = True
+    ) -> Registration:
+        """Register a local model zip through _register_meta + upload_chunk.
+
+        `meta` holds name, model_format, function_name and, for dense models, model_config; the zip's sha256,
+        size and chunk count are added here. A model with the same name and hash is reused (nothing uploaded);
+        one left half-uploaded by an earlier run is resumed. A failed upload deletes the half-registered model.
+        """
+        began = time.monotonic()
+        size = zip_path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise KitError(
+                f"{zip_path} is {size / 1024**3:.2f} GiB; ML Commons accepts at most 4 GiB",
+                "export in fp16 or int8, or use a smaller model",
+            )
+        content_hash = file_digest(zip_path, "sha256")
+        total_chunks = max(1, math.ceil(size / chunk_size))
+        existing = self.find_model(meta["name"], content_hash)
+        state = existing.get("model_state") if existing else None
+        if existing and state in REUSABLE_STATES:
+            return Registration(existing["model_id"], True, False, 0, time.monotonic() - began)
+        if existing and state == "REGISTERING" and existing.get("total_chunks") == total_chunks:
+            model_id, done = existing["model_id"], self.uploaded_chunks(existing["model_id"])
+        else:
+            if existing:
+                self.delete(existing["model_id"])
+            body = {
+                "name": meta["name"],
+                "version": meta.get("version", "1.0.0"),
+                "model_format": meta["model_format"],
+                "function_name": meta["function_name"],
+                **({"model_config": meta["model_config"]} if meta.get("model_config") else {}),
+                "description": meta.get("description", ""),
+                "model_group_id": meta.get("model_group_id") or self.model_group(meta["name"]),
+                "model_content_hash_value": content_hash,
+                "model_content_size_in_bytes": size,
+                "total_chunks": total_chunks,
+            }
+            model_id = self._call(lambda: self.api.register_model_meta(body=body), "register model")["model_id"]
+            done = set()
+        sent = self._upload(model_id, zip_path, total_chunks, chunk_size, done, progress)
+        return Registration(model_id, False, bool(done), sent, time.monotonic() - began)
+
+    def _upload(
+        self, model_id: str, zip_path: Path, total: int, chunk_size: int, done: set[int], progress: bool
+    ) -> int:
+        """Send the chunks not in `done` (the last one always: it marks the model REGISTERED); bytes sent."""
+        sent = 0
+        n = 0
+        try:
+            with (
+                zip_path.open("rb") as f,
+                tqdm(
+                    total=zip_path.stat().st_size,
+                    unit="B",
+                    unit_scale=True,
+                    disable=not progress,
+                    desc=f"upload {zip_path.name}",
+                    leave=False,
+                ) as bar,
+            ):
+                for n in range(total):
+                    chunk = f.read(chunk_size)
+                    if n not in done or n == total - 1:
+                        self._call(
+                            lambda n=n, chunk=chunk: self.api.upload_chunk(
+                                model_id=model_id, chunk_number=n, body=chunk
+                            ),
+                            f"upload chunk {n}",
+                            retry=True,
+                        )
+                        sent += len(chunk)
+                    bar.update(len(chunk))
+        except BaseException as e:
+            error = self._abandon(model_id, f"upload of {zip_path.name} failed at chunk {n + 1}/{total}", e)
+            if error is None:
+                raise
+            raise error from e
+        return sent
+
+    def _abandon(self, model_id: str, what: str, cause: BaseException) -> KitError | None:
+        """Delete a half-registered model; the error to raise says whether that worked (None: re-raise `cause`)."""
+        try:
+            self.delete(model_id)
+            left = "the half-registered model was deleted"
+        except Exception:
+            left = f"the half-registered model {model_id} is left; the same command again resumes its upload"
+        if not isinstance(cause, Exception):
+            return None
+        fix = cause.fix if isinstance(cause, KitError) and cause.fix else "check the connection and run it again"
+        reason = cause.message if isinstance(cause, KitError) else f"{type(cause).__name__}: {cause}"
+        return KitError(f"{what} ({reason}); {left}", fix)
+
+    def wait_task(self, task_id: str, timeout: float = 600) -> dict:
+        """Poll a task until it completes; a KitError with the server's reason when it fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self._call(lambda: self.api.get_task(task_id=task_id), f"task {task_id}", retry=True)
+            if task["state"] == "COMPLETED":
+                return task
+            if task["state"] in ("FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"):
+                raise deploy_failure(task)
+            if time.monotonic() > deadline:
+                raise KitError(
+                    f"task {task_id} still {task['state']} after {timeout:.0f}s",
+                    "raise --timeout, or check the node logs",
+                )
+            time.sleep(1)
+
+    def deploy(self, model_id: str, timeout: float = 600) -> bool:
+        """Deploy a registered model and wait until it serves; False when it was already deployed."""
+        if self.get(model_id).get("model_state") == "DEPLOYED":
+            return False
+        task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
+        self.wait_task(task["task_id"], timeout)
+        return True
+
+    def predict(self, model_id: str, body: dict) -> dict:
+        return self._call(lambda: self.api.predict_model(model_id=model_id, body=body), f"predict {model_id}", True)
+
+    def get(self, model_id: str) -> dict:
+        """The model's record; ModelNotFound when ML Commons has none with this id."""
+        try:
+            return self._call(lambda: self.api.get_model(model_id=model_id), f"get model {model_id}")
+        except NotFound as e:
+            raise ModelNotFound(
+                f"no model {model_id} in the cluster",
+                "list models with: opensearch-kit models list",
+                status=e.status,
+                reason=e.reason,
+                error_type=e.error_type,
+            ) from e
+
+    def undeploy(self, model_id: str) -> dict:
+        return self._call(lambda: self.api.undeploy_model(model_id=model_id), f"undeploy {model_id}")
+
+    def delete(self, model_id: str) -> None:
+        """Undeploy (if needed) and delete a model; a missing model is not an error."""
+        try:
+            self.transport.call(lambda: self.api.undeploy_model(model_id=model_id), f"undeploy {model_id}")
+            self.transport.call(lambda: self.api.delete_model(model_id=model_id), f"delete {model_id}")
+        except NotFound:
+            pass
+
+
+def deploy_failure(task: dict) -> KitError:
+    """Explain a failed ML task, quoting the node's reason."""
+    error = task.get("error", "no reason given")
+    fix = "see the node log"
+    if "libtorch" in error.lower() or "unknown builtin op" in error.lower() or "schema" in error.lower():
+        fix = "the server's libtorch (2.5.1) lacks an op the model uses: re-export with opensearch-kit export"
+    elif "memory" in error.lower() or "circuit" in error.lower():
+        fix = BREAKER_FIX
+    return KitError(f"ML task {task.get('task_type', '')} failed: {error}", fix)
+
+
+def explain(e: ClusterError) -> ClusterError:
+    """`e` with a fix that names the setting for the ML Commons errors users hit most."""
+    text = e.reason.lower()
+    if "allow_registering_model_via_local_file" in text or "local file" in text:
+        e.fix = "set plugins.ml_commons.allow_registering_model_via_local_file: true in the cluster settings"
+    elif "no eligible node" in text or "only_run_on_ml_node" in text or "ml node" in text:
+        e.fix = "add a node with the ml role, or set plugins.ml_commons.only_run_on_ml_node: false"
+    elif "circuit" in text or "memory" in text or "disk" in text:
+        e.fix = BREAKER_FIX
+    return e

@@ -1,0 +1,63 @@
+"""ONNX Runtime sessions fed with length-sorted, dynamically padded batches of tokenizer.json encodings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+FEEDS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """An onnxruntime CPU session using all cores by default."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: ORT's optimizer notices are not for users
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_padded(encodings: list, batch_size: int, run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> list:
+    """Call run({input_ids, attention_mask, token_type_ids}) -> [batch, ...] on length-sorted batches padded
+    (right, with id 0) to their longest member, so each batch pads little; the rows come back in input order."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    out: list = [None] * len(encodings)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(len(encodings[i].ids) for i in idx)
+        feeds = {k: np.zeros((len(idx), width), dtype=np.int64) for k in FEEDS}
+        for row, i in enumerate(idx):
+            n = len(encodings[i].ids)
+            feeds["input_ids"][row, :n] = encodings[i].ids
+            feeds["attention_mask"][row, :n] = 1
+            feeds["token_type_ids"][row, :n] = encodings[i].type_ids
+        result = run(feeds)
+        for row, i in enumerate(idx):
+            out[i] = result[row]
+    return out
+
+
+class OnnxModel:
+    """An exported graph and its tokenizer.json. Inputs are fed by name: `input_ids`, `attention_mask`,
+    `token_type_ids`, or ML Commons' sparse names `input1.input_ids` / `input1.attention_mask`."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, threads: int | None = None):
+        self.session = onnx_session(onnx_path, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+
+    def run(self, items: list, batch_size: int) -> list[np.ndarray]:
+        """One output row per text (or (query, document) pair), in input order."""
+        encodings = self.tokenizer.encode_batch(items)
+
+        def run_batch(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            named = {name: feeds[name.rsplit(".", 1)[-1]] for name in self.input_names}
+            return self.session.run(None, named)[0]
+
+        return run_padded(encodings, batch_size, run_batch)
