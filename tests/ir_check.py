@@ -6,7 +6,7 @@ import ir_measures
 import pytest
 from ir_measures import RR, R, nDCG
 
-from opensearch_kit.metrics import ranking
+from opensearch_kit.evaluate.metrics import ranking
 
 MEASURES = {"NDCG@1": nDCG @ 1, "NDCG@3": nDCG @ 3, "NDCG@5": nDCG @ 5, "NDCG@10": nDCG @ 10}
 MEASURES |= {"Recall@10": R @ 10, "Recall@100": R @ 100}

@@ -8,18 +8,17 @@ import pytest
 import torch
 from tiny_models import tiny_sparse_zip
 
-from opensearch_kit.cluster_info import REQUIRED_PLUGINS, cluster_status
-from opensearch_kit.distribution import DJL_TORCH_DIR
-from opensearch_kit.local_cluster import LocalCluster
-from opensearch_kit.ml_commons import MLCommons
+from opensearch_kit.cluster.distribution import DJL_TORCH_DIR
+from opensearch_kit.cluster.local import LocalCluster
+from opensearch_kit.opensearch.info import REQUIRED_PLUGINS, cluster_status
 
 
-def test_plugins_are_installed(conn):
-    status = cluster_status(conn)
-    components = {p["component"] for p in status["plugins"]}
+def test_plugins_are_installed(transport):
+    status = cluster_status(transport)
+    components = {p["component"] for p in status.plugins}
     assert set(REQUIRED_PLUGINS) | {"analysis-nori"} <= components
-    assert status["missing_plugins"] == []
-    assert status["version"].startswith("3.")
+    assert status.missing_plugins == []
+    assert status.version.startswith("3.")
 
 
 def test_nori_analyzes_korean(client):
@@ -74,9 +73,8 @@ def test_rank_features_and_lucene_knn(client):
     client.indices.delete(index=index)
 
 
-def test_ml_commons_deploys_a_chunked_torchscript_model_offline(client, tmp_path):
+def test_ml_commons_deploys_a_chunked_torchscript_model_offline(client, ml, tmp_path):
     path, model, tok = tiny_sparse_zip(tmp_path)
-    ml = MLCommons(client)
     meta = {"name": "test-tiny-sparse", "model_format": "TORCH_SCRIPT", "function_name": "SPARSE_ENCODING"}
     model_id = ml.register_zip(path, meta, chunk_size=1024, progress=False).model_id
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opensearch_kit.local_cluster import LocalCluster, http_json
+from opensearch_kit.cluster.local import LocalCluster, http_json
 
 
 def test_two_nodes_form_one_cluster_from_cache(conn):
@@ -20,5 +20,5 @@ def test_two_nodes_form_one_cluster_from_cache(conn):
     finally:
         local.record_path.unlink()  # a lost record (crash, racing start) must not hide the nodes from stop
         stopped = local.stop()
-    assert sorted(stopped) == sorted(rec.pids)
+    assert sorted(stopped.pids) == sorted(rec.pids)
     assert local.running_pids() == []

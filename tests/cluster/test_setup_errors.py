@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from opensearch_kit import jdk as jdk_module
+from opensearch_kit.cluster import jdk as jdk_module
+from opensearch_kit.cluster.jdk import Jdk, find_jdk
+from opensearch_kit.cluster.local import LocalCluster, jvm_options
+from opensearch_kit.cluster.maven import MavenArtifact, MavenCache
 from opensearch_kit.errors import KitError
-from opensearch_kit.jdk import Jdk, find_jdk
-from opensearch_kit.local_cluster import LocalCluster, jvm_options
-from opensearch_kit.maven import Artifact, MavenCache
 
 
 @pytest.fixture
 def maven_repo(tmp_path):
     """A loopback HTTP Maven repository holding one artifact with a .sha1 file."""
     root = tmp_path / "repo"
-    art = Artifact("org.example", "thing", "1.0")
+    art = MavenArtifact("org.example", "thing", "1.0")
     path = root / art.path
     path.parent.mkdir(parents=True)
     path.write_bytes(b"the real bytes")
@@ -68,14 +68,14 @@ def test_checksum_mismatch_is_refused(maven_repo, tmp_path):
 
 def test_pinned_digest_wins_over_repository_checksum(maven_repo, tmp_path):
     url, art, _ = maven_repo
-    pinned = Artifact(art.group, art.artifact, art.version, sha256="0" * 64)
+    pinned = MavenArtifact(art.group, art.artifact, art.version, sha256="0" * 64)
     with pytest.raises(KitError, match="checksum mismatch"):
         MavenCache(tmp_path / "cache", url, progress=False).fetch(pinned)
 
 
 def test_missing_artifact_names_the_url(maven_repo, tmp_path):
     url, _, _ = maven_repo
-    missing = Artifact("org.example", "absent", "9.9")
+    missing = MavenArtifact("org.example", "absent", "9.9")
     with pytest.raises(KitError) as err:
         MavenCache(tmp_path / "cache", url, progress=False).fetch(missing)
     assert f"{url}/org/example/absent/9.9/absent-9.9.jar" in str(err.value)
@@ -87,7 +87,7 @@ def test_unreachable_repository_names_the_url(tmp_path):
         port = s.getsockname()[1]
     repo = f"http://127.0.0.1:{port}"
     with pytest.raises(KitError, match=f"download failed: {repo}/org/example") as err:
-        MavenCache(tmp_path / "cache", repo, progress=False).fetch(Artifact("org.example", "thing", "1.0"))
+        MavenCache(tmp_path / "cache", repo, progress=False).fetch(MavenArtifact("org.example", "thing", "1.0"))
     assert "--maven-repo" in err.value.fix
 
 

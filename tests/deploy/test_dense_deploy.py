@@ -2,40 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from contextlib import contextmanager
 
 import numpy as np
 import onnx
 import pytest
-from test_dense_export import QUERY_PROMPT, qwen_reference
-from test_sparse_deploy import deploy
+from helpers import deployed
+from references import QUERY_PROMPT, qwen_reference
 
-from opensearch_kit.artifact import build_zip, register_body, write_json
-from opensearch_kit.dense_encoder import DenseEncoder
-from opensearch_kit.dense_export import check_dense_in_cluster, cluster_embeddings, export_dense
+from opensearch_kit.artifact import Artifact, build_zip, register_body
 from opensearch_kit.errors import KitError
-from opensearch_kit.hf_export import save_onnx
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.parity import SAMPLE_TEXTS, cosines
+from opensearch_kit.export import export_model
+from opensearch_kit.export.graph import save_onnx
+from opensearch_kit.files import write_json
+from opensearch_kit.runtime import DenseEncoder
+from opensearch_kit.verify.cluster import check_in_cluster, cluster_embeddings
+from opensearch_kit.verify.compare import cosines
+from opensearch_kit.verify.samples import SAMPLE_TEXTS
 
 TEXTS = ["what is neural sparse search", "손해배상 청구 소송", "OpenSearch 한국어 검색", "a"]
 
 
-@contextmanager
-def deployed(ml: MLCommons, export):
-    """Register and deploy an export; delete the model afterwards."""
-    model_id = deploy(ml, export)
-    try:
-        yield model_id
-    finally:
-        ml.delete(model_id)
-
-
-@pytest.fixture(scope="module")
-def ml(client) -> MLCommons:
-    return MLCommons(client)
+def export_dense(model: str, fmt: str, out, **options):
+    return export_model("dense", model, out, format=fmt, **options)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -44,7 +33,7 @@ def test_minilm_in_cluster_equals_sentence_transformers(ml, minilm, minilm_st, t
     with deployed(ml, export) as model_id:
         got = np.array(cluster_embeddings(ml, model_id, SAMPLE_TEXTS))
         assert cosines(minilm_st, got).min() >= 0.9999
-        check = check_dense_in_cluster(ml, model_id, tmp_path)
+        check = check_in_cluster(ml, model_id, export)
         assert check["ok"] and check["texts"] == 6 and check["queries"] == 0
         config = ml.get(model_id)["model_config"]
         assert config["embedding_dimension"] == 384 and config["additional_config"]["space_type"] == "cosinesimil"
@@ -61,7 +50,7 @@ def test_qwen3_embedder_with_query_prompt_in_cluster(ml, tiny_qwen, tmp_path, fm
         passages = np.array(cluster_embeddings(ml, model_id, TEXTS, "passage"))
         assert cosines(qwen_reference(tiny_qwen, [QUERY_PROMPT + t for t in TEXTS]), queries).min() >= 0.9999
         assert cosines(qwen_reference(tiny_qwen, TEXTS), passages).min() >= 0.9999
-        check = check_dense_in_cluster(ml, model_id, tmp_path)
+        check = check_in_cluster(ml, model_id, export)
         assert check["ok"] and check["queries"] == 6
         with pytest.raises(KitError, match="asymmetric"):  # a prompted model needs content_type on every call
             cluster_embeddings(ml, model_id, TEXTS)
@@ -78,7 +67,7 @@ def test_reduced_precision_runs_in_cluster(ml, tiny_qwen, tmp_path, fmt, dtype, 
     )  # fmt: skip
     assert export.report["reduced_quality"]["min_cosine"] >= 0.99
     with deployed(ml, export) as model_id:
-        check = check_dense_in_cluster(ml, model_id, tmp_path)
+        check = check_in_cluster(ml, model_id, export)
         assert check["ok"] and check["min_cosine"] >= 0.995
 
 
@@ -87,11 +76,12 @@ def test_onnx_with_external_data_deploys(ml, tiny_qwen, tmp_path):
     export = export_dense(tiny_qwen, "onnx", tmp_path, name="test-qwen3-external", pooling="last-token")
     files = save_onnx(onnx.load(str(export.model_file)), export.model_file, external=True)
     assert [f.name for f in files] == ["test-qwen3-external.onnx", "test-qwen3-external.onnx.data"]
-    zip_path = build_zip(tmp_path, "test-qwen3-external", files[0], tmp_path / "tokenizer.json", (files[1],))
-    body = json.loads(export.register_path.read_text())
+    zip_path = build_zip(export.zip_path, [*files, export.tokenizer_file])
+    body = export.register_body
     write_json(export.register_path, {**body, **register_body(body["name"], zip_path, "ONNX", "TEXT_EMBEDDING", "")})
+    export = Artifact(export.dir, export.name)  # reads the rewritten register body
     with deployed(ml, export) as model_id:
-        assert check_dense_in_cluster(ml, model_id, tmp_path)["ok"]
+        assert check_in_cluster(ml, model_id, export)["ok"]
 
 
 def test_neural_search_prefixes_queries_not_passages(ml, client, tiny_qwen, tmp_path):

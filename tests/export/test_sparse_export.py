@@ -9,16 +9,15 @@ import pytest
 from tiny_models import tiny_custom_sparse, tiny_mlm
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.ml_commons import sha256_file
-from opensearch_kit.sparse_encoder import SparseEncoder
-from opensearch_kit.sparse_export import export_sparse
-from opensearch_kit.sparse_tokenizer import export_sparse_tokenizer
-from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+from opensearch_kit.export import export_model
+from opensearch_kit.files import file_digest
+from opensearch_kit.runtime import SparseEncoder
+
+pytestmark = pytest.mark.export
 
 
-@pytest.fixture(scope="session")
-def tiny_splade():
-    return str(fetch_wheel_model(TINY_SPLADE))
+def export_sparse(model: str, fmt: str, out, **options):
+    return export_model("sparse", model, out, format=fmt, **options)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -35,15 +34,16 @@ def test_real_tiny_splade_exports_with_parity(tiny_splade, tmp_path, fmt):
     body = json.loads(result.register_path.read_text())
     assert body["function_name"] == "SPARSE_ENCODING"
     assert body["model_format"] == ("TORCH_SCRIPT" if fmt == "torchscript" else "ONNX")
-    assert body["model_content_hash_value"] == sha256_file(result.zip_path)
+    assert body["model_content_hash_value"] == file_digest(result.zip_path)
     assert list(body).index("function_name") < list(body).index("model_format")
 
 
 def test_int8_export_reports_quality(tiny_splade, tmp_path):
     result = export_sparse(tiny_splade, "onnx", tmp_path, name="splade", quantize="int8")
-    quality = result.report["int8_quality"]
+    quality = result.report["reduced_quality"]
     assert quality["top20_overlap_mean"] >= 0.8 and quality["score_spearman"] >= 0.9
-    assert result.model_file.stat().st_size < (tmp_path / "splade.fp32.onnx").stat().st_size / 2
+    assert result.model_file.stat().st_size < result.report["fp32_model_bytes"] / 2
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["splade.onnx"]  # the fp32 graph is gone
 
 
 def test_quantize_needs_onnx(tiny_splade, tmp_path):
@@ -54,28 +54,18 @@ def test_quantize_needs_onnx(tiny_splade, tmp_path):
 def test_parity_failure_is_loud_with_figures(tiny_splade, tmp_path):
     with pytest.raises(KitError, match=r"parity check failed: .*max\|diff\|=") as err:
         export_sparse(tiny_splade, "torchscript", tmp_path, name="splade", tolerance=0.0)
-    assert "splade.parity.json" in err.value.fix
-    assert json.loads((tmp_path / "splade.parity.json").read_text())["parity"]["ok"] is False
+    assert "splade.report.json" in err.value.fix
+    assert json.loads((tmp_path / "splade.report.json").read_text())["parity"]["ok"] is False
 
 
 def test_pruning_keeps_only_strong_weights(tiny_splade, tmp_path):
-    full = SparseEncoder.from_dir(export_sparse(tiny_splade, "onnx", tmp_path / "full").zip_path.parent)
-    pruned_dir = export_sparse(tiny_splade, "onnx", tmp_path / "pruned", prune_ratio=0.5).zip_path.parent
+    full = SparseEncoder.from_dir(export_sparse(tiny_splade, "onnx", tmp_path / "full").dir)
+    pruned_dir = export_sparse(tiny_splade, "onnx", tmp_path / "pruned", prune_ratio=0.5).dir
     pruned = SparseEncoder.from_dir(pruned_dir)
     text = ["sparse retrieval with learned term weights"]
     a, b = full.encode(text)[0], pruned.encode(text)[0]
     assert 0 < len(b) < len(a)
     assert min(b.values()) > 0.5 * max(a.values()) - 1e-5
-
-
-def test_local_encoder_returns_words_and_ids(tiny_splade, tmp_path):
-    encoder = SparseEncoder.from_dir(export_sparse(tiny_splade, "onnx", tmp_path).zip_path.parent)
-    texts = ["what is the capital of france", "a second, longer text about the history of paris and france"]
-    words, ids = encoder.encode(texts, batch_size=2), encoder.encode_ids(texts, batch_size=2)
-    assert "france" in words[0] and "[CLS]" not in words[0] and "[SEP]" not in words[0]
-    assert len(ids[0]) >= len(words[0]) and all(k.isdigit() for k in ids[0])
-    one_by_one = encoder.encode(texts, batch_size=1)
-    assert all(abs(one_by_one[1][k] - words[1][k]) < 1e-5 for k in words[1])
 
 
 @pytest.mark.parametrize("arch", ["bert", "xlm-roberta", "modernbert"])
@@ -103,11 +93,38 @@ def test_sparse_tokenizer_zip_from_corpus(tiny_splade, tmp_path):
         for i, t in enumerate(["the cat sat", "the dog ran", "the cat ran", "a bird"])
     ]
     corpus.write_text("\n".join(json.dumps(d) for d in docs) + "\n{not json\n")
-    zip_path, register = export_sparse_tokenizer(tiny_splade, corpus, tmp_path / "out", "tok")
-    with zipfile.ZipFile(zip_path) as zf:
+    artifact = export_model("sparse-tokenizer", tiny_splade, tmp_path / "out", idf=corpus, name="tok")
+    with zipfile.ZipFile(artifact.zip_path) as zf:
         assert sorted(zf.namelist()) == ["idf.json", "tokenizer.json"]
         idf = json.loads(zf.read("idf.json"))
     assert idf["the"] == pytest.approx(__import__("math").log(4 / 3))
     assert idf["bird"] == pytest.approx(__import__("math").log(4))
     assert "[CLS]" not in idf
-    assert json.loads(register.read_text())["function_name"] == "SPARSE_TOKENIZE"
+    assert artifact.register_body["function_name"] == "SPARSE_TOKENIZE"
+
+
+def test_fp16_torchscript_export_reports_quality(tiny_splade, tmp_path):
+    result = export_sparse(tiny_splade, "torchscript", tmp_path, name="splade", dtype="fp16")
+    quality = result.report["reduced_quality"]
+    assert quality["name"] == "torchscript fp16" and quality["top20_overlap_mean"] >= 0.95
+    assert result.model_file.stat().st_size < result.report["fp32_model_bytes"] * 0.6
+    assert result.report["cluster_bounds"] == {"max_abs_diff": 2e-2}
+
+
+def test_too_big_sparse_model_is_refused_before_loading_weights(tmp_path):
+    """A BERT-shaped MLM of ~2 billion parameters (config only: sizing happens on the weight-less architecture)."""
+    import transformers
+
+    source = tiny_mlm("bert", tmp_path / "tiny")
+    config = transformers.BertConfig(
+        vocab_size=transformers.AutoTokenizer.from_pretrained(source).vocab_size,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=40,
+        num_attention_heads=16,
+        architectures=["BertForMaskedLM"],
+    )
+    config.save_pretrained(source)  # the folder keeps the tiny weights, which must never be loaded
+    with pytest.raises(KitError, match=r"torchscript fp32 model would be about 7\.\d GiB") as err:
+        export_sparse(str(source), "torchscript", tmp_path / "out")
+    assert err.value.fix == "export with --dtype fp16 or --format onnx --quantize int8"

@@ -12,20 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import write_jsonl
 from opensearchpy.exceptions import TransportError
 
+from opensearch_kit.artifact import Artifact
 from opensearch_kit.cli import main
-from opensearch_kit.dense_encoder import Reranker
-from opensearch_kit.errors import KitError
-from opensearch_kit.index import FIELDS, Chunking, create_index, delete_index, index_info, index_meta, pipeline_names
+from opensearch_kit.errors import KitError, ModelNotFound
+from opensearch_kit.index import FIELDS, Chunking, IndexMeta, Prune, create_index, delete_index, index_info
+from opensearch_kit.index.bodies import pipeline_names
+from opensearch_kit.index.templates import render
 from opensearch_kit.ingest import ingest
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.prune import Prune
-from opensearch_kit.query import QueryOptions
-from opensearch_kit.search import Searcher
-from opensearch_kit.templates import render
+from opensearch_kit.runtime import Reranker
+from opensearch_kit.search import QueryOptions, Searcher
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [
     {"_id": "a", "title": "Sparse retrieval", "text": "neural sparse search expands documents into weighted terms"},
     {
@@ -39,11 +39,6 @@ DOCS = [
         "text": "BM25 ranks documents by term frequency and inverse document frequency",
     },
 ]
-
-
-def write_jsonl(path: Path, docs: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
-    return path
 
 
 def search(client, index: str, query: dict, pipeline: str | None = None) -> list[str]:
@@ -104,19 +99,18 @@ def test_wheel_ships_the_templates(tmp_path):
     assert {"opensearch_kit/data/mappings/index.json", "opensearch_kit/data/pipelines/ingest.json"} <= templates
 
 
-def test_refuses_unknown_undeployed_and_wrong_kind_models(client, deployed_splade, fresh):
+def test_refuses_unknown_undeployed_and_wrong_kind_models(client, ml, deployed_splade, fresh):
     model_id, export_dir = deployed_splade
     index = fresh("refused")
-    with pytest.raises(KitError, match="no model with id 'no-such-model'"):
+    with pytest.raises(ModelNotFound, match="no model with id 'no-such-model'"):
         create_index(client, index, "no-such-model")
     with pytest.raises(KitError, match="is a SPARSE_ENCODING model, not TEXT_EMBEDDING"):
         create_index(client, index, model_id, dense_model=model_id)
     with pytest.raises(KitError, match="not TEXT_SIMILARITY"):
-        create_index(client, index, model_id, rerank_model=model_id)
-    ml = MLCommons(client)
-    zip_path = next(export_dir.glob("*.zip"))
-    meta = {**json.loads(zip_path.with_suffix(".json").read_text()), "name": "test-index-undeployed"}
-    registered = ml.register_zip(zip_path, meta, progress=False).model_id
+        create_index(client, index, model_id, reranker_model=model_id)
+    artifact = Artifact.locate(export_dir)
+    meta = {**artifact.register_body, "name": "test-index-undeployed"}
+    registered = ml.register_zip(artifact.zip_path, meta, progress=False).model_id
     try:
         with pytest.raises(KitError, match=r"is REGISTER(ED|ING), not deployed") as e:
             create_index(client, index, registered)
@@ -127,13 +121,13 @@ def test_refuses_unknown_undeployed_and_wrong_kind_models(client, deployed_splad
     assert not client.transport.perform_request("GET", "/_search/pipeline").keys() & set(pipeline_names(index).values())
 
 
-def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh, tmp_path):
+def test_every_search_pipeline_runs_a_real_query(client, transport, deployed_splade, fresh, tmp_path):
     model_id, _ = deployed_splade
     index = fresh("pipelines")
     created = create_index(client, index, model_id, weights=[0.4, 0.6], prune=Prune("max_ratio", 0.1))
-    meta = index_meta(client, index)
-    assert meta == created["meta"]
-    assert meta["sparse"] | {"model_name": None} == {
+    meta = IndexMeta.read(transport, index)
+    assert meta == created.meta
+    assert meta.to_dict()["sparse"] | {"model_name": None} == {
         "model_id": model_id,
         "model_name": None,
         "field": FIELDS.sparse,
@@ -143,7 +137,7 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
         "format": "WORD",
         "prune": {"type": "max_ratio", "ratio": 0.1},
     }
-    assert set(meta["pipelines"]) == {"ingest", "hybrid", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
+    assert set(meta.pipelines) == {"ingest", "hybrid", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
     mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping[FIELDS.sparse] == {"type": "rank_features"} and mapping[FIELDS.text]["analyzer"] == "standard"
     report = ingest(client, index, write_jsonl(tmp_path / "docs.jsonl", DOCS), progress=False)
@@ -152,12 +146,12 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
     sparse = {"neural_sparse": {FIELDS.sparse: {"query_text": "sparse term expansion", "model_id": model_id}}}
     hybrid = {"hybrid": {"queries": [{"match": {FIELDS.text: "sparse weighted terms"}}, sparse]}}
     for key in ("hybrid", "hybrid_l2", "hybrid_zscore", "rrf"):
-        assert search(client, index, hybrid, meta["pipelines"][key])[0] == "a", key
-    assert search(client, index, sparse, meta["pipelines"]["two_phase"])[0] == "a"
+        assert search(client, index, hybrid, meta.pipelines[key])[0] == "a", key
+    assert search(client, index, sparse, meta.pipelines["two_phase"])[0] == "a"
     # A hybrid query with three sub-queries does not match the two weights: the processor really reads them.
     three = {"hybrid": {"queries": [*hybrid["hybrid"]["queries"], {"match": {FIELDS.title: "sparse"}}]}}
     with pytest.raises(TransportError) as e:
-        search(client, index, three, meta["pipelines"]["hybrid"])
+        search(client, index, three, meta.pipelines["hybrid"])
     assert "number of weights [2] must match number of sub-queries [3]" in json.dumps(e.value.info)
 
     searcher = Searcher(client, index)  # the query builder reads the fields, models and pipelines from _meta
@@ -168,10 +162,10 @@ def test_every_search_pipeline_runs_a_real_query(client, deployed_splade, fresh,
     client.transport.perform_request("PUT", f"/_search/pipeline/{index}-rerank", body=rerank)
 
     info = index_info(client, index)
-    assert info["documents"] == 3 and info["models"] == {model_id: "DEPLOYED"}
-    assert all(info["pipelines"].values()) and len(info["pipelines"]) == 6
+    assert info.documents == 3 and info.models == {model_id: "DEPLOYED"}
+    assert all(info.pipelines.values()) and len(info.pipelines) == 6
     deleted = delete_index(client, index)
-    assert deleted["deleted"] and set(deleted["pipelines"]) == {*meta["pipelines"].values(), f"{index}-rerank"}
+    assert deleted.deleted and set(deleted.pipelines) == {*meta.pipelines.values(), f"{index}-rerank"}
 
 
 def test_chunked_index_both_modes_hold_the_same_chunks_and_vectors(
@@ -184,7 +178,9 @@ def test_chunked_index_both_modes_hold_the_same_chunks_and_vectors(
     for mode in ("pipeline", "client"):
         index = fresh(f"chunked-{mode}")
         create_index(client, index, model_id, dense_model=dense_id, chunking=Chunking(4, 0.25))
-        report = ingest(client, index, source, mode, export_dir, dense_dir, progress=False)
+        report = ingest(
+            client, index, source, mode=mode, sparse_encoder=export_dir, dense_encoder=dense_dir, progress=False
+        )
         assert report.indexed == 3 and report.over_length_handling == "chunked"
         got[mode] = {d: client.get(index=index, id=d)["_source"] for d in ("a", "b", "c")}
         nested = {
@@ -215,10 +211,10 @@ def test_sparse_vector_seismic_index(client, deployed_splade, fresh, tmp_path):
     vectors = {}
     for mode in ("pipeline", "client"):
         index = fresh(f"seismic-{mode}")
-        meta = create_index(client, index, model_id, sparse_type="sparse_vector")["meta"]
-        assert "two_phase" not in meta["pipelines"] and meta["sparse"]["format"] == "TOKEN_ID"
+        meta = create_index(client, index, model_id, sparse_type="sparse_vector").meta
+        assert "two_phase" not in meta.pipelines and meta.sparse.format == "TOKEN_ID"
         assert client.indices.get_settings(index=index)[index]["settings"]["index"]["sparse"] == "true"
-        assert ingest(client, index, source, mode, sparse_encoder=export_dir, progress=False).indexed == 3
+        assert ingest(client, index, source, mode=mode, sparse_encoder=export_dir, progress=False).indexed == 3
         vectors[mode] = client.get(index=index, id="a")["_source"][FIELDS.sparse]
         query = {"neural_sparse": {FIELDS.sparse: {"query_text": "sparse terms", "model_id": model_id}}}
         assert search(client, index, query)[0] == "a"
@@ -265,15 +261,19 @@ def test_dense_and_rerank_index_in_both_modes(
     stored = {}
     for mode in ("pipeline", "client"):
         index = fresh(f"dense-{mode}")
-        meta = create_index(client, index, sparse_id, dense_id, rerank_id, weights=[0.2, 0.3, 0.5])["meta"]
-        assert (meta["dense_model_id"], meta["rerank_model_id"]) == (dense_id, rerank_id)
+        meta = create_index(
+            client, index, sparse_id, dense_model=dense_id, reranker_model=rerank_id, weights=[0.2, 0.3, 0.5]
+        ).meta
+        assert (meta.dense.model_id, meta.reranker.model_id) == (dense_id, rerank_id)
         mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"][FIELDS.dense]
         assert (mapping["dimension"], mapping["method"]["engine"], mapping["method"]["space_type"]) == (
             384,
             "lucene",
             "cosinesimil",
         )
-        report = ingest(client, index, source, mode, sparse_dir, dense_dir, progress=False)
+        report = ingest(
+            client, index, source, mode=mode, sparse_encoder=sparse_dir, dense_encoder=dense_dir, progress=False
+        )
         assert report.indexed == 3 and report.count_ok
         if mode == "client":
             assert f"dense matches {dense_id}" in report.encoder_check

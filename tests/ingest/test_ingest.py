@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from opensearch_kit.client import Connection
 from opensearch_kit.index import FIELDS, create_index
 from opensearch_kit.ingest import ingest
+from opensearch_kit.opensearch import Connection
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 
@@ -39,7 +39,9 @@ def test_scifact_subset_both_modes_hold_the_same_sparse_vectors(client, deployed
     for mode in ("pipeline", "client"):
         index = fresh(f"scifact-{mode}")
         create_index(client, index, model_id)
-        report = ingest(client, index, DATASETS / "scifact", mode, sparse_encoder=export_dir, limit=100, progress=False)
+        report = ingest(
+            client, index, DATASETS / "scifact", mode=mode, sparse_encoder=export_dir, limit=100, progress=False
+        )
         assert (report.read, report.indexed, report.rejected, report.index_count) == (100, 100, 0, 100)
         assert report.over_length > 0 and report.max_length == 512  # SciFact has abstracts past 512 tokens
         ids = [json.loads(line)["_id"] for line in (DATASETS / "scifact/corpus.jsonl").open().readlines()[:100]]
@@ -99,8 +101,9 @@ def test_planted_bad_lines_are_all_accounted_for(client, deployed_splade, fresh,
     expected = planted_file(tmp_path / "planted.jsonl")
     failures = tmp_path / "failures.jsonl"
     report = ingest(
-        client, index, tmp_path / "planted.jsonl", mode, export_dir, batch_size=4, failure_file=failures, progress=False
-    )
+        client, index, tmp_path / "planted.jsonl", mode=mode, sparse_encoder=export_dir, batch_size=4,
+        failure_file=failures, progress=False,
+    )  # fmt: skip
     good_lines = 8 + 2 + 1  # g0-g8 but g5, g5 twice, g-long: 10 distinct ids
     assert (report.read, report.indexed, report.rejected, report.skipped) == (
         good_lines + len(expected),
@@ -221,7 +224,7 @@ def test_korean_corpus_with_nori_finds_gold_pages(client, deployed_splade, fresh
 
     index = fresh("korean")
     create_index(client, index, model_id, language="ko")
-    report = ingest(client, index, tmp_path / "ko.jsonl", "client", export_dir, progress=False)
+    report = ingest(client, index, tmp_path / "ko.jsonl", mode="client", sparse_encoder=export_dir, progress=False)
     assert report.count_ok and report.indexed == len(subset) == report.index_count
     tokens = client.indices.analyze(index=index, body={"field": FIELDS.text, "text": "손해배상청구소송"})["tokens"]
     assert [t["token"] for t in tokens] == ["손해", "배상", "청구", "소송"]  # nori splits the compound

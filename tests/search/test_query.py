@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.query import IndexConfig, QueryOptions, build_search, required_pipelines
+from opensearch_kit.index import IndexMeta
+from opensearch_kit.search.query import IndexConfig, QueryOptions, build_search, required_pipelines
 
 PIPELINES = {"hybrid": "ix-hybrid", "rrf": "ix-rrf", "rerank": "ix-rerank", "two_phase": "ix-two-phase"}
 CONFIG = IndexConfig(
@@ -153,7 +154,7 @@ def test_weights_override_goes_inline_with_the_pipeline_technique():
 
 def test_rerank_needs_its_pipeline_and_sends_the_query_context():
     with pytest.raises(KitError, match="needs a 'rerank' search pipeline") as err:
-        build(config=IndexConfig(rerank_model_id="ce-1", pipelines={"hybrid": "ix-hybrid"}), spec="bm25+rerank")
+        build(config=IndexConfig(reranker_model_id="ce-1", pipelines={"hybrid": "ix-hybrid"}), spec="bm25+rerank")
     assert "silently ignored" in err.value.fix and "rerank model ce-1" in err.value.fix
     request = build(spec="bm25+rerank", k=10, rerank_depth=50)
     assert request.pipeline == "ix-rerank" and request.k == 10 and request.body["size"] == 50
@@ -201,18 +202,31 @@ def test_mode_specs_parse_and_label():
 
 
 def test_index_config_from_meta():
-    meta = {
-        "opensearch_kit": {
-            "text_field": "text",
-            "title_field": "title",
-            "sparse_field": "sparse_embedding",
-            "dense_field": None,
-            "sparse_model_id": "abc",
-            "pipelines": {"hybrid": "docs-hybrid-minmax", "rrf": "docs-rrf", "rerank": None},
-            "future_key": 1,
-        }
-    }
-    config = IndexConfig.from_meta(meta)
+    """A round-1 record (schema 1: "rerank", flat query keys) is read by the typed IndexMeta."""
+    record = {
+        "schema": 1,
+        "created_by": "opensearch-kit 0.1.0",
+        "index": "docs",
+        "language": "en",
+        "analyzer": "standard",
+        "text_field": "text",
+        "sparse_field": "sparse_embedding",
+        "sparse_model_id": "abc",
+        "pipelines": {"hybrid": "docs-hybrid-minmax", "rrf": "docs-rrf", "rerank": None},
+        "fields": {
+            "id": "doc_id", "title": "title", "text": "text", "chunks": None, "metadata": "metadata",
+            "line": "source_line", "sparse": "sparse_embedding", "dense": None,
+        },
+        "sparse": {
+            "model_id": "abc", "model_name": "splade", "field": "sparse_embedding", "nested_path": None,
+            "query_field": "sparse_embedding", "type": "rank_features", "format": "WORD", "prune": None,
+        },
+        "dense": None,
+        "rerank": None,
+        "chunking": None,
+        "weights": None,
+    }  # fmt: skip
+    config = IndexConfig.from_meta(IndexMeta.from_dict(record))
     assert config == IndexConfig(
         text_field="text",
         title_field="title",
@@ -221,5 +235,6 @@ def test_index_config_from_meta():
         pipelines={"hybrid": "docs-hybrid-minmax", "rrf": "docs-rrf"},
     )
     assert required_pipelines(QueryOptions(mode="hybrid", rrf=True), config) == ["docs-rrf"]
-    with pytest.raises(KitError, match="no _meta.opensearch_kit.text_field"):
-        IndexConfig.from_meta({"other": {}})
+    assert IndexMeta.from_dict(IndexMeta.from_dict(record).to_dict()) == IndexMeta.from_dict(record)
+    with pytest.raises(KitError, match="incomplete or of an unknown schema"):
+        IndexMeta.from_dict({"other": {}})

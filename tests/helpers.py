@@ -1,0 +1,52 @@
+"""Helpers tests share: a deployed export for the length of a block, JSONL files, rerank searches."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from references import DOCS
+
+
+@contextmanager
+def deployed(ml, artifact):
+    """Register and deploy an export; delete the model afterwards."""
+    model_id = ml.register_zip(artifact.zip_path, artifact.register_body, progress=False).model_id
+    try:
+        ml.deploy(model_id, timeout=300)
+        yield model_id
+    finally:
+        ml.delete(model_id)
+
+
+def write_jsonl(path: Path, docs: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    return path
+
+
+def rerank_order(client, model_id: str, query: str) -> list[tuple[int, float]]:
+    """Index DOCS, search them through a `rerank` pipeline on the model; (doc index, score) in hit order."""
+    index, pipeline = f"kit-test-rerank-{uuid.uuid4().hex[:8]}", f"kit-test-rerank-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, body={"mappings": {"properties": {"text": {"type": "text"}}}})
+    try:
+        for i, doc in enumerate(DOCS):
+            client.index(index=index, id=str(i), body={"text": doc})
+        client.indices.refresh(index=index)
+        processor = {"rerank": {"ml_opensearch": {"model_id": model_id}, "context": {"document_fields": ["text"]}}}
+        client.transport.perform_request(
+            "PUT", f"/_search/pipeline/{pipeline}", body={"response_processors": [processor]}
+        )
+        body = {
+            "query": {"match_all": {}},
+            "size": len(DOCS),
+            "ext": {"rerank": {"query_context": {"query_text": query}}},
+        }
+        hits = client.transport.perform_request(
+            "POST", f"/{index}/_search", body=body, params={"search_pipeline": pipeline}
+        )["hits"]["hits"]
+        return [(int(h["_id"]), h["_score"]) for h in hits]
+    finally:
+        client.transport.perform_request("DELETE", f"/_search/pipeline/{pipeline}", params={"ignore": 404})
+        client.indices.delete(index=index, ignore_unavailable=True)
