@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(TORCH_FROM_SHARED),$(BIN)/pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0+cpu)
-	$(BIN)/pip install -q -e '.[export,dev]'
+	# (PYTHONWARNINGS: setuptools' notice about editable installs is not for users)
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[export,dev]'
 	touch $@
 
 demo: setup
