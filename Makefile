@@ -9,11 +9,11 @@ TORCH_FROM_SHARED := $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl)
 .PHONY: setup demo test lint
 setup: $(VENV)/.installed
 
+# PYTHONWARNINGS=ignore: setuptools' notice about editable installs is not for users.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(TORCH_FROM_SHARED),$(BIN)/pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0+cpu)
-	# (PYTHONWARNINGS: setuptools' notice about editable installs is not for users)
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[export,dev]'
 	touch $@
 
