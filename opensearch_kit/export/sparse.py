@@ -16,6 +16,7 @@ import torch
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.load import from_pretrained, load_tokenizer, require_trust, truncation_length
 from opensearch_kit.export.pipeline import Exporter, Runner, torchscript_runner
+from opensearch_kit.export.sparse_head import BlockedMax, detach_decoder
 from opensearch_kit.verify.compare import compare_sparse, sparse_quality
 from opensearch_kit.verify.samples import SAMPLE_TEXTS
 
@@ -39,25 +40,40 @@ class SparseEncoderModule(torch.nn.Module):
     special tokens and unindexable tokens zeroed, optional pruning of weights below `prune_ratio` x the text's
     largest weight."""
 
-    def __init__(self, backbone: torch.nn.Module, tokenizer, vocab_size: int, custom_head: bool, prune_ratio: float):
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        tokenizer,
+        vocab_size: int,
+        custom_head: bool,
+        prune_ratio: float,
+        head: BlockedMax | None = None,
+    ):
         super().__init__()
         self.backbone = backbone
         self.custom_head = custom_head  # True: backbone(...)[0] is already the pooled [batch, vocab] vector
+        self.head = head  # set: the backbone returns hidden states and the head projects them in blocks
         keep = torch.ones(vocab_size)
         keep[[i for i in tokenizer.all_special_ids if i < vocab_size]] = 0
         keep[dotted_token_ids(tokenizer, vocab_size)] = 0
         self.register_buffer("keep", keep)
         self.prune_ratio = float(prune_ratio)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def pooled_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, full: bool) -> torch.Tensor:
+        """[batch, vocab] max over unmasked positions of the MLM logits; `full`: through one [batch, length,
+        vocab] product, as the graph before blocking did."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        if self.head is not None:
+            return self.head.full(out, attention_mask) if full else self.head(out, attention_mask)
+        return out.float().masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4).max(dim=1).values
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, full: bool = False) -> torch.Tensor:
         if self.custom_head:
-            values = out.float()
+            values = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0].float()
         else:
-            # log1p(relu(.)) is monotonic, so pooling the masked logits first gives the same weights as
-            # pooling the activations, with B x V instead of B x L x V activation work.
-            logits = out.float().masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
-            values = torch.log1p(torch.relu(logits.max(dim=1).values))
+            # log1p(relu(.)) is monotonic, so pooling the logits first gives the same weights as pooling the
+            # activations, with B x V instead of B x L x V activation work.
+            values = torch.log1p(torch.relu(self.pooled_logits(input_ids, attention_mask, full)))
         values = values * self.keep.float()
         if self.prune_ratio > 0:
             threshold = values.max(dim=-1, keepdim=True).values * self.prune_ratio
@@ -109,11 +125,16 @@ class SparseExporter(Exporter):
             ) from e
         self.max_length = truncation_length(config, self.tokenizer, self.options.max_length)
         self.vocab_size = int(config.vocab_size) if meta else self._probe_vocab()
+        # The blocked head needs real weights to check itself; a size check (meta) only needs the vocabulary.
+        self.head = None if meta or self.custom_head else detach_decoder(self.model, self._probe_inputs())
+
+    def _probe_inputs(self) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(["probe", "a longer probe text"], padding=True, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def _probe_vocab(self) -> int:
-        enc = self.tokenizer(["probe"], return_tensors="pt", return_token_type_ids=False)
         with torch.no_grad():
-            out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+            out = self.model(**self._probe_inputs())[0]
         want = 2 if self.custom_head else 3
         if out.dim() != want:
             raise KitError(
@@ -124,7 +145,7 @@ class SparseExporter(Exporter):
 
     def module(self) -> SparseEncoderModule:
         return SparseEncoderModule(
-            self.model, self.tokenizer, self.vocab_size, self.custom_head, self.options.prune_ratio
+            self.model, self.tokenizer, self.vocab_size, self.custom_head, self.options.prune_ratio, self.head
         )
 
     def samples(self) -> list[str]:
@@ -137,7 +158,7 @@ class SparseExporter(Exporter):
                 [text], truncation=True, max_length=self.max_length, return_tensors="pt", return_token_type_ids=False
             )
             with torch.no_grad():
-                rows.append(module.encode(enc["input_ids"], enc["attention_mask"])[0].numpy())
+                rows.append(module.encode(enc["input_ids"], enc["attention_mask"], full=True)[0].numpy())
         return np.stack(rows)
 
     def graph(self, fmt: str, module: SparseEncoderModule):
@@ -180,7 +201,11 @@ class SparseExporter(Exporter):
         return {"max_abs_diff": CLUSTER_TOLERANCE[variant]}
 
     def details(self) -> dict:
-        return {"prune_ratio": self.options.prune_ratio, "vocab_size": self.vocab_size}
+        return {
+            "prune_ratio": self.options.prune_ratio,
+            "vocab_size": self.vocab_size,
+            "blocked_head": self.head is not None,
+        }
 
     def notes(self) -> list[str]:
         if self.options.format != "onnx":
