@@ -58,6 +58,15 @@ def require_trust(model_path: str, config, trust_remote_code: bool) -> bool:
     return custom
 
 
+SHAPE_KEYS = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
+
+
+def model_shape(config) -> dict:
+    """The widths that size an encoder's activations (runtime.sizing.ModelShape reads them from the report)."""
+    text_config = getattr(config, "text_config", None) or config
+    return {key: getattr(text_config, key, None) for key in SHAPE_KEYS}
+
+
 def truncation_length(config, tokenizer, max_length: int | None, model_limit: int | None = None) -> int:
     """The length the server truncates to: the smallest of the user's, the model's and the server's limits."""
     limits = [

@@ -18,7 +18,7 @@ import torch
 from opensearch_kit.artifact import FORMATS, Artifact, default_name, write_artifact, write_report
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.graph import check_size, write_graph, write_torchscript
-from opensearch_kit.export.load import save_tokenizer
+from opensearch_kit.export.load import model_shape, save_tokenizer
 from opensearch_kit.export.quantize import fp16_weights, int8_in_place
 from opensearch_kit.verify.compare import batch_runs
 
@@ -174,6 +174,7 @@ def run_export(exporter: Exporter, out_dir: Path) -> Artifact:
         "model_file": model_file.name,
         "max_length": exporter.max_length,
         "estimated_model_bytes": estimated,
+        "shape": model_shape(exporter.model.config),
         **exporter.details(),
         "parity": parity.as_dict(),
     }

@@ -205,6 +205,7 @@ class SparseExporter(Exporter):
             "prune_ratio": self.options.prune_ratio,
             "vocab_size": self.vocab_size,
             "blocked_head": self.head is not None,
+            "head_block_width": self.head.block_width if self.head is not None else None,
         }
 
     def notes(self) -> list[str]:

@@ -28,7 +28,8 @@ def vocab_blocks(vocab_size: int, width: int = BLOCK_WIDTH, max_blocks: int = MA
 
 def first_unmasked_fill(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """`hidden` [batch, length, dim] with each padding position replaced by the text's first unmasked state."""
-    first = attention_mask.argmax(dim=1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+    # float: ML Commons' ONNX Runtime 1.16 has no int64 ArgMax (both return the first maximum).
+    first = attention_mask.float().argmax(dim=1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
     fill = hidden.gather(1, first)
     return torch.where(attention_mask.unsqueeze(-1) != 0, hidden, fill)
 
@@ -42,6 +43,7 @@ class BlockedMax(torch.nn.Module):
         self.weight = decoder.weight
         self.bias = decoder.bias
         self.blocks = vocab_blocks(int(decoder.weight.shape[0]))
+        self.block_width = self.blocks[0][1] - self.blocks[0][0]
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         filled = first_unmasked_fill(hidden, attention_mask)

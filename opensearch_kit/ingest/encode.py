@@ -15,9 +15,6 @@ from opensearch_kit.opensearch.ml import SERVING
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.verify.cluster import check_local_encoder
 
-# A SPLADE head makes [batch, length, vocab] logits: small batches stay in cache and run fastest on CPU.
-SPARSE_ENCODE_BATCH = 4
-
 
 def length_tokenizer(sparse_dir: Path | None):
     """The sparse export's tokenizer.json, which counts texts over the model's max length (None without one)."""
@@ -82,10 +79,8 @@ class LocalEncoding:
         f, chunked = self.meta.fields, self.meta.chunking is not None
         chunks = self.chunk(texts) if self.chunking else [[t] for t in texts]
         flat = [c for cs in chunks for c in cs]
-        if self.meta.sparse.format == "TOKEN_ID":
-            sparse = self.sparse.encode_ids(flat, SPARSE_ENCODE_BATCH)
-        else:
-            sparse = self.sparse.encode(flat, SPARSE_ENCODE_BATCH)
+        encode = self.sparse.encode_ids if self.meta.sparse.format == "TOKEN_ID" else self.sparse.encode
+        sparse = encode(flat)
         if self.meta.sparse.prune:
             sparse = [self.meta.sparse.prune.apply(w) for w in sparse]
         dense = self.dense.embed(flat).tolist() if self.dense else None

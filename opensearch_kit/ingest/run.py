@@ -27,6 +27,8 @@ from opensearch_kit.opensearch.transport import Transport
 
 MODES = ("pipeline", "client")
 MAX_BULK_BYTES = 10 * 1024 * 1024
+# Batches read ahead of the encoder: reading, encoding and bulk requests overlap, with bounded memory.
+ENCODE_AHEAD = 2
 
 
 def ingest(
@@ -99,21 +101,24 @@ def ingest(
 
 
 class _Run:
-    """One ingest's read loop: batches the documents, encodes them (client mode) and sends bulks on a bounded
-    thread pool."""
+    """One ingest's stages, overlapping: the read loop batches the documents (caller's thread); one encoder
+    thread counts over-length texts and encodes (client mode); a bounded pool sends the bulks."""
 
     def __init__(self, meta: IndexMeta, ledger: Ledger, sender: BulkSender, encoding: LocalEncoding | None, tokenizer):
         self.meta, self.ledger, self.sender, self.encoding, self.tokenizer = meta, ledger, sender, encoding, tokenizer
-        self.futures: list[Future] = []
+        self.encodes: list[Future] = []  # added by the read loop
+        self.bulks: list[Future] = []  # added by the encoder thread
 
     def feed(self, corpus: Corpus, existing: dict[str, int], batch_size: int, workers: int) -> None:
         """Read every line; batch the documents to send; wait for the last bulk."""
         report = self.ledger.report
         batch: list[Doc] = []
         size = 0
-        slots = threading.Semaphore(workers)
-        with ThreadPoolExecutor(workers, thread_name_prefix="bulk") as pool:
-            self.pool, self.slots = pool, slots
+        self.encode_slots, self.bulk_slots = threading.Semaphore(ENCODE_AHEAD), threading.Semaphore(workers)
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="encode") as self.encoder,
+            ThreadPoolExecutor(workers, thread_name_prefix="bulk") as self.pool,
+        ):
             for item in corpus:
                 report.read += 1
                 if isinstance(item, Rejected):
@@ -137,23 +142,38 @@ class _Run:
             self.drain()
 
     def submit(self, docs: list[Doc]) -> None:
-        if docs and self.tokenizer is not None:
-            over = self.tokenizer.encode_batch([d.text for d in docs])
-            self.ledger.over_length(sum(1 for e in over if e.overflowing))
-        actions = self.prepare(docs) if docs else []
+        """Hand a batch to the encoder thread (waiting while ENCODE_AHEAD batches are queued)."""
+        if not docs:
+            return
+        self.encode_slots.acquire()
+        self.encodes.append(self.encoder.submit(self.encode_and_send, docs))
+        self.encodes = [f for f in self.encodes if not f.done() or f.exception()]
+
+    def encode_and_send(self, docs: list[Doc]) -> None:
+        """On the encoder thread: count over-length texts, encode, queue the bulk."""
+        try:
+            if self.tokenizer is not None:
+                over = self.tokenizer.encode_batch([d.text for d in docs])
+                self.ledger.over_length(sum(1 for e in over if e.overflowing))
+            actions = self.prepare(docs)
+        finally:
+            self.encode_slots.release()
         if not actions:
             return
-        self.slots.acquire()
+        self.bulk_slots.acquire()
         future = self.pool.submit(self.sender.send, actions)
-        future.add_done_callback(lambda _: self.slots.release())
-        self.futures.append(future)
-        self.futures = [f for f in self.futures if not f.done() or f.exception()]
+        future.add_done_callback(lambda _: self.bulk_slots.release())
+        self.bulks.append(future)
+        self.bulks = [f for f in self.bulks if not f.done() or f.exception()]
 
     def drain(self) -> None:
-        """Wait for every bulk in flight; a bug in a sender thread is raised here."""
-        for future in self.futures:
+        """Wait for every batch being encoded, then every bulk in flight; a bug in a worker is raised here."""
+        for future in self.encodes:
             future.result()
-        self.futures = []
+        self.encodes = []
+        for future in self.bulks:
+            future.result()
+        self.bulks = []
 
     def prepare(self, docs: list[Doc]) -> list[Action]:
         """(doc, bulk lines) per document, vectors included in client mode."""

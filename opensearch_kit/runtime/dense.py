@@ -9,6 +9,7 @@ import numpy as np
 
 from opensearch_kit.artifact import Artifact
 from opensearch_kit.runtime.onnx import OnnxModel
+from opensearch_kit.runtime.sizing import ModelShape
 
 
 class DenseEncoder(OnnxModel):
@@ -21,8 +22,9 @@ class DenseEncoder(OnnxModel):
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
         threads: int | None = None,
+        shape: ModelShape | None = None,
     ):
-        super().__init__(onnx_path, tokenizer_path, threads)
+        super().__init__(onnx_path, tokenizer_path, threads, shape)
         self.query_prompt = query_prompt or ""
         self.passage_prompt = passage_prompt or ""
 
@@ -32,14 +34,19 @@ class DenseEncoder(OnnxModel):
         artifact = Artifact.locate(Path(export_dir), "dense")
         report = artifact.report
         return cls(
-            artifact.onnx_file(), artifact.tokenizer_file, report["query_prompt"], report["passage_prompt"], threads
+            artifact.onnx_file(),
+            artifact.tokenizer_file,
+            report["query_prompt"],
+            report["passage_prompt"],
+            threads,
+            ModelShape.of(report),
         )
 
     @property
     def dimension(self) -> int:
         return int(self.session.get_outputs()[0].shape[-1])
 
-    def embed(self, texts: list[str], batch_size: int = 32, is_query: bool = False) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int | None = None, is_query: bool = False) -> np.ndarray:
         """[len(texts), dimension] float32 embeddings; queries get the query prompt, passages the passage prompt."""
         prompt = self.query_prompt if is_query else self.passage_prompt
         rows = self.run([prompt + t for t in texts], batch_size)

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 
 from opensearch_kit.artifact import Artifact
 from opensearch_kit.runtime.onnx import OnnxModel
+from opensearch_kit.runtime.sizing import ModelShape
 
 
 class SparseEncoder(OnnxModel):
@@ -21,22 +22,22 @@ class SparseEncoder(OnnxModel):
         """The graph and tokenizer.json of an `opensearch-kit export sparse --format onnx` directory (the model
         file its report names: the int8 graph of an int8 export)."""
         artifact = Artifact.locate(Path(export_dir), "sparse")
-        return cls(artifact.onnx_file(), artifact.tokenizer_file, threads)
+        return cls(artifact.onnx_file(), artifact.tokenizer_file, threads, ModelShape.of(artifact.report))
 
     @cached_property
     def id_to_token(self) -> dict[int, str]:
         return decoded_vocab(self.tokenizer)
 
-    def vectors(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def vectors(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Dense [len(texts), vocab] float32 weights; texts are sorted by length so each batch pads little."""
         out = self.run(texts, batch_size)
         return np.stack(out) if out else np.zeros((0, self.tokenizer.get_vocab_size()), np.float32)
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> list[dict[str, float]]:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> list[dict[str, float]]:
         """{decoded token: weight} per text, the way ML Commons' SparseEncodingTranslator builds it."""
         return [self.to_tokens(v) for v in self.vectors(texts, batch_size)]
 
-    def encode_ids(self, texts: list[str], batch_size: int = 32) -> list[dict[str, float]]:
+    def encode_ids(self, texts: list[str], batch_size: int | None = None) -> list[dict[str, float]]:
         """{token id: weight} per text (ML Commons' TOKEN_ID format)."""
         return [{str(int(i)): float(v[i]) for i in np.flatnonzero(v)} for v in self.vectors(texts, batch_size)]
 
