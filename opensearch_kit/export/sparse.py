@@ -162,6 +162,8 @@ class SparseExporter(Exporter):
         return np.stack(rows)
 
     def graph(self, fmt: str, module: SparseEncoderModule):
+        if module.head is not None:
+            module.head.reuse_buffer = fmt == "torchscript"
         texts = ["a short query", "a longer passage about sparse retrieval " * 4]
         enc = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",

@@ -36,7 +36,12 @@ def first_unmasked_fill(hidden: torch.Tensor, attention_mask: torch.Tensor) -> t
 
 class BlockedMax(torch.nn.Module):
     """max over unmasked positions of `hidden @ weight.T + bias`, as float32 [batch, vocab]: in blocks of the
-    vocabulary (`forward`), or in one [batch, length, vocab] product (`full`, the reference)."""
+    vocabulary (`forward`), or in one [batch, length, vocab] product (`full`, the reference).
+
+    `reuse_buffer` (for TorchScript): every block is written into one preallocated buffer (`out=`), because
+    libtorch keeps the memory of the unrolled blocks' separate results (32 x 512 tokens, tiny SPLADE: 2.6 GB
+    peak RSS with separate results, 1.0 GB with one buffer); ONNX cannot express `out=`, and ONNX Runtime
+    reuses its buffers by itself."""
 
     def __init__(self, decoder: torch.nn.Linear):
         super().__init__()
@@ -44,14 +49,31 @@ class BlockedMax(torch.nn.Module):
         self.bias = decoder.bias
         self.blocks = vocab_blocks(int(decoder.weight.shape[0]))
         self.block_width = self.blocks[0][1] - self.blocks[0][0]
+        self.reuse_buffer = False
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         filled = first_unmasked_fill(hidden, attention_mask)
+        if self.reuse_buffer:
+            return self._into_buffer(filled)
         maxima = []
         for start, end in self.blocks:
             bias = None if self.bias is None else self.bias[start:end]
             logits = torch.nn.functional.linear(filled, self.weight[start:end], bias)
             maxima.append(logits.float().amax(dim=1))
+        return torch.cat(maxima, dim=1)
+
+    def _into_buffer(self, filled: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = filled.shape
+        rows = filled.reshape(-1, dim)
+        buffer = torch.empty(rows.shape[0], self.block_width, dtype=rows.dtype)
+        maxima = []
+        for start, end in self.blocks:
+            width = end - start
+            out = buffer if width == self.block_width else torch.empty(rows.shape[0], width, dtype=rows.dtype)
+            torch.mm(rows, self.weight[start:end].t(), out=out)
+            if self.bias is not None:
+                out.add_(self.bias[start:end])
+            maxima.append(out.view(batch, length, width).float().amax(dim=1))
         return torch.cat(maxima, dim=1)
 
     def full(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

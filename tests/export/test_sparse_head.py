@@ -25,9 +25,11 @@ def test_vocab_blocks_cover_the_vocabulary_in_order(vocab):
     assert all(end == start for (_, end), (start, _) in zip(blocks, blocks[1:], strict=False))
 
 
-def test_blocked_max_ignores_padding_on_either_side():
+@pytest.mark.parametrize("reuse_buffer", [False, True])
+def test_blocked_max_ignores_padding_on_either_side(reuse_buffer):
     torch.manual_seed(0)
     head = BlockedMax(torch.nn.Linear(16, 1000))
+    head.reuse_buffer = reuse_buffer
     hidden = torch.randn(3, 7, 16) * 4
     mask = torch.tensor([[1] * 7, [1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]])  # right and left padding
     with torch.no_grad():
@@ -58,10 +60,12 @@ def assert_blocked_equals_full(exporter: SparseExporter) -> None:
         return_token_type_ids=False,
     )  # fmt: skip
     with torch.no_grad():
-        blocked = module.encode(enc["input_ids"], enc["attention_mask"])
         full = module.encode(enc["input_ids"], enc["attention_mask"], full=True)
-    assert (blocked > 0).sum() > 0
-    assert (blocked - full).abs().max().item() <= 1e-5
+        for reuse_buffer in (False, True):  # the ONNX and the TorchScript form
+            module.head.reuse_buffer = reuse_buffer
+            blocked = module.encode(enc["input_ids"], enc["attention_mask"])
+            assert (blocked > 0).sum() > 0
+            assert (blocked - full).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
