@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 
 from opensearch_kit.beir import iter_jsonl
+from opensearch_kit.cli.common import quiet
 from opensearch_kit.cluster import default_cache
 from opensearch_kit.demo import DemoModels, deploy_models
 from opensearch_kit.deploy import deploy_artifact
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
+    quiet(verbose=False)  # third-party notices and loading bars, as the CLI keeps them away
     cluster = Connection(args.url).transport(timeout=300)
     work = default_cache() / "demo"
     models = DemoModels()

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from opensearch_kit.cli.common import quiet
+
 SPARSE_BACKENDS = ("st", "onnx-fp32", "onnx-int8", "torchscript")
 DENSE_BACKENDS = ("st-dense", "onnx-dense")
 FALLBACK_WORDS = ["neural", "sparse", "retrieval", "expands", "passages", "into", "weighted", "vocabulary"]
@@ -208,6 +210,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    quiet(verbose=False)  # third-party notices and loading bars, as the CLI keeps them away
     if args.child:
         backend, model, root, n, tokens, batch = args.child
         print(json.dumps(child(backend, model, root, int(n), int(tokens), int(batch))))
