@@ -12,7 +12,9 @@ from pathlib import Path
 
 import certifi
 import pytest
-from tls_proxy import Pki, TlsProxy
+from tls_proxy import TlsProxy
+
+from opensearch_kit.cluster.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "admin", "S3cret-pa55-word"
