@@ -406,6 +406,13 @@ def wait_healthy(
             if health["number_of_nodes"] >= nodes and health["status"] in ("green", "yellow"):
                 return health
             last = f"{health['number_of_nodes']} node(s), status {health['status']}"
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                raise KitError(
+                    f"{url} refused the admin password: a secured cluster keeps the users of its first start",
+                    "use that password, or stop the cluster and delete its directory to start afresh",
+                ) from None
+            last = str(e)
         except (OSError, urllib.error.URLError, ValueError) as e:
             last = str(e)
         time.sleep(1)

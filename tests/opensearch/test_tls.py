@@ -1,23 +1,30 @@
-"""TLS and basic auth against a real TLS endpoint (tests/tls_proxy.py in front of the local node), through the
-CLI as a user runs it: each case with REQUESTS_CA_BUNDLE unset and pointing at an unrelated bundle (certifi's),
-which requests would otherwise put in place of --ca-certs / --insecure. The password shows nowhere."""
+"""TLS and basic auth through the CLI as a user runs it, against two real endpoints: a TLS + basic-auth proxy in
+front of the session's node (tests/tls_proxy.py: expired and misnamed certificates, mutual TLS) and a node running
+the security plugin (`cluster start --security`: users and permissions). Each case runs with REQUESTS_CA_BUNDLE
+unset and pointing at an unrelated bundle (certifi's), which requests would otherwise put in place of --ca-certs /
+--insecure. No password shows in any output."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import certifi
 import pytest
 from tls_proxy import TlsProxy
 
 from opensearch_kit.cluster.certs import Pki
+from opensearch_kit.cluster.local import LocalCluster
+from opensearch_kit.cluster.security import Security
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "admin", "S3cret-pa55-word"
+READER, READER_PASSWORD = "reader", "R3ader-pa55-word"
 BUNDLES = {"no bundle": None, "unrelated bundle": certifi.where()}
 
 
@@ -52,7 +59,7 @@ def kit(request):
     def run(*args: str, extra_env: dict | None = None) -> tuple[int, str, str]:
         cli = [sys.executable, "-c", "from opensearch_kit.cli import run; run()", *args]
         proc = subprocess.run(cli, cwd=ROOT, env={**env, **(extra_env or {})}, capture_output=True, text=True)
-        assert PASSWORD not in proc.stdout + proc.stderr
+        assert PASSWORD not in proc.stdout + proc.stderr and READER_PASSWORD not in proc.stdout + proc.stderr
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
@@ -123,3 +130,39 @@ def test_password_stays_hidden_in_verbose_logs_and_url_user_info(kit, servers, p
     rc, out, err = kit("--url", url.replace(PASSWORD, PASSWORD + "x"), *ca, "-v", "cluster", "status")
     assert rc == 1 and "authentication failed" in err
     assert PASSWORD + "x" not in out + err
+
+
+@pytest.fixture(scope="module")
+def secured(conn):
+    """A node with the security plugin beside the session's (port + 3): (https URL, its CA file)."""
+    local = LocalCluster((urlsplit(conn.url).port or 9200) + 3)
+    local.stop()
+    shutil.rmtree(local.dir, ignore_errors=True)  # the security index of an earlier run holds other passwords
+    rec = local.start(heap="1g", security=Security(PASSWORD, {READER: READER_PASSWORD}))
+    try:
+        yield rec.url.replace("127.0.0.1", "localhost"), rec.ca_certs
+    finally:
+        local.stop()
+
+
+def test_security_plugin_node_refuses_unverified_and_accepts_its_ca_or_insecure(kit, secured):
+    url, ca = secured
+    rc, out, err = status(kit, url)
+    assert rc == 1 and "not signed by a trusted CA" in err and "--ca-certs PATH" in err, err
+    rc, out, err = status(kit, url, "--ca-certs", ca)
+    assert rc == 0, err
+    assert "opensearch-security" in {p["component"] for p in json.loads(out)["plugins"]}
+    rc, out, err = status(kit, url, "--insecure")
+    assert rc == 0 and err.count("\n") == 1 and "--insecure" in err, err
+
+
+def test_security_plugin_wrong_password_and_missing_permission(kit, secured):
+    url, ca = secured
+    rc, _, err = status(kit, url, "--ca-certs", ca, password="wrong-password")
+    assert rc == 1 and "authentication failed" in err, err
+    reader = ("--url", url, "--ca-certs", ca, "--user", READER, "--password", READER_PASSWORD)
+    rc, out, err = kit(*reader, "cluster", "status", "--json")
+    assert rc == 0, err
+    rc, out, err = kit(*reader, "models", "list", "--json")
+    assert rc == 1 and out == ""
+    assert "permission denied" in err and "lacks cluster:admin/opensearch/ml/models/search" in err, err
