@@ -12,6 +12,8 @@ from opensearch_kit.ingest.report import Ledger
 from opensearch_kit.opensearch.transport import Transport
 
 BACKOFF_CAP = 30.0
+# A restarted node redeploys its models on its own; until then the ingest pipeline refuses documents with this.
+MODEL_WARMING = re.compile(r"model not ready yet", re.I)
 RESUME_FIX = (
     "when the cluster answers again, run the same `opensearch-kit ingest` command with --resume: "
     "documents already indexed are skipped, the rest sent once"
@@ -26,9 +28,10 @@ def backoff(attempt: int) -> float:
 
 
 class BulkSender:
-    """Bulk requests to one index with retries on 429, 5xx and lost connections; a whole-request refusal is
-    bisected so only the documents the cluster refuses are rejected. A cluster still gone after the last retry
-    stops the run with `ClusterLost` (its documents are not rejected: `--resume` sends them)."""
+    """Bulk requests to one index with retries on 429, 5xx, lost connections and models still being redeployed
+    (after a node restart); a whole-request refusal is bisected so only the documents the cluster refuses are
+    rejected. A cluster still gone after the last retry stops the run with `ClusterLost` (its documents are not
+    rejected: `--resume` sends them)."""
 
     def __init__(self, transport: Transport, pipeline: str, ledger: Ledger, max_retries: int = 10):
         self.transport, self.pipeline, self.ledger, self.max_retries = transport, pipeline, ledger, max_retries
@@ -70,7 +73,7 @@ class BulkSender:
                     status = result.get("status", 500)
                     if status < 300:
                         ok += 1
-                    elif status == 429 or status >= 500:
+                    elif status == 429 or status >= 500 or MODEL_WARMING.search(item_reason(result)):
                         retry.append((doc, lines))
                         why = item_reason(result)
                     else:

@@ -47,10 +47,19 @@ def victim(conn, tiny_splade, tmp_path_factory):
         local.stop()
 
 
+def ready_after_restart(ml, model_id: str, timeout: float = 300) -> None:
+    """Wait for the redeploy a restarted node does on its own (an earlier test restarted it)."""
+    deadline = time.monotonic() + timeout
+    while ml.get(model_id).get("model_state") != "DEPLOYED" and time.monotonic() < deadline:
+        time.sleep(2)
+    ml.deploy(model_id)
+
+
 @pytest.mark.parametrize("mode", ["client", "pipeline"])
 def test_node_killed_mid_ingest_then_every_document_indexed_once(conn, victim, tmp_path, mode):
     local, victim_conn, model_id, export_dir = victim
     client = victim_conn.client()
+    ready_after_restart(victim_conn.transport().ml, model_id)
     index = f"test-index-kill-{mode}"
     client.indices.delete(index=index, ignore_unavailable=True)
     create_index(client, index, model_id)
