@@ -74,7 +74,9 @@ def test_node_killed_mid_ingest_then_every_document_indexed_once(conn, victim, t
     run = subprocess.Popen([*cli, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while client.count(index=index)["count"] < 30:
-        assert run.poll() is None and time.monotonic() < deadline, "the run ended before the node was killed"
+        if run.poll() is not None:
+            pytest.fail(f"the run ended before the node was killed: {run.stderr.read()}")
+        assert time.monotonic() < deadline, "no 30 documents indexed in time"
         time.sleep(0.2)
     killed = local.running_pids()
     for pid in killed:
