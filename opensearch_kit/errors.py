@@ -16,7 +16,12 @@ class KitError(Exception):
 
 
 class Unreachable(KitError):
-    """No answer from a cluster or model server: refused, cut, timed out, or a TLS failure."""
+    """No answer from a cluster or model server: refused, cut or timed out (retrying may help)."""
+
+
+class TlsError(KitError):
+    """The TLS handshake failed for a cause retrying cannot fix: an untrusted, expired or misnamed server
+    certificate, or a refused client certificate."""
 
 
 class ClusterError(KitError):

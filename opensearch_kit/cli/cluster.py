@@ -32,12 +32,21 @@ def cluster() -> None:
 @click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap per node.")
 @click.option("--maven-repo", envvar=MAVEN_REPO_ENV, help=f"Maven repository or mirror (env {MAVEN_REPO_ENV}).")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for a healthy cluster.")
+@click.option(
+    "--security",
+    is_flag=True,
+    help="Run the security plugin: TLS with a generated CA, user admin with the password in "
+    "$OPENSEARCH_INITIAL_ADMIN_PASSWORD (needs the `security` extra).",
+)
 @home_option
 @json_option
 @click.pass_context
-def cluster_start(ctx, nodes, heap, maven_repo, timeout, home, as_json) -> None:
+def cluster_start(ctx, nodes, heap, maven_repo, timeout, security, home, as_json) -> None:
     """Download (once), assemble and start the local cluster; wait until it is healthy."""
-    emit(local(ctx, maven_repo, home).start(nodes=nodes, heap=heap, timeout=timeout), as_json)
+    from opensearch_kit.cluster.security import Security
+
+    secured = Security.from_env() if security else None
+    emit(local(ctx, maven_repo, home).start(nodes=nodes, heap=heap, timeout=timeout, security=secured), as_json)
 
 
 @cluster.command("stop")

@@ -51,7 +51,21 @@ def connection_options(group: click.Group) -> Callable:
             type=click.Path(exists=True, dir_okay=False),
             help="CA bundle for TLS verification (env OPENSEARCH_CA_CERTS).",
         ),
-        click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (not recommended)."),
+        click.option(
+            "--insecure", is_flag=True, help="Skip TLS certificate verification (not recommended; --ca-certs wins)."
+        ),
+        click.option(
+            "--client-cert",
+            envvar="OPENSEARCH_CLIENT_CERT",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Client certificate (PEM) for mutual TLS (env OPENSEARCH_CLIENT_CERT).",
+        ),
+        click.option(
+            "--client-key",
+            envvar="OPENSEARCH_CLIENT_KEY",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Its private key, unless in the certificate file (env OPENSEARCH_CLIENT_KEY).",
+        ),
         click.option("--aws-sigv4", is_flag=True, help="Sign requests with AWS SigV4 (needs boto3)."),
         click.option("--verbose", "-v", is_flag=True, help="Show third-party warnings and library logs."),
     ]
@@ -60,8 +74,21 @@ def connection_options(group: click.Group) -> Callable:
     return group
 
 
-def make_connection(url, user, password, ca_certs, insecure, aws_sigv4) -> Connection:
-    return Connection(url=url, user=user, password=password, ca_certs=ca_certs, insecure=insecure, aws_sigv4=aws_sigv4)
+def make_connection(url, user, password, ca_certs, insecure, client_cert, client_key, aws_sigv4) -> Connection:
+    """The root options' Connection; one warning on stderr when certificates will not be checked."""
+    conn = Connection(
+        url=url,
+        user=user,
+        password=password,
+        ca_certs=ca_certs,
+        insecure=insecure,
+        client_cert=client_cert,
+        client_key=client_key,
+        aws_sigv4=aws_sigv4,
+    )
+    if not conn.verifies and conn.url.startswith("https:"):
+        click.secho(f"warning: --insecure: the TLS certificate of {conn.url} is not checked", fg="yellow", err=True)
+    return conn
 
 
 def quiet(verbose: bool) -> None:

@@ -140,7 +140,7 @@ def assemble(install_root: Path, maven: MavenCache, jdk: Jdk) -> Path:
         if not (built / "modules" / module.name).is_dir():
             install_jar_plugin(built / "modules", module, maven, lucene)
     for plugin in tqdm(PLUGIN_ZIPS, desc="installing plugins", unit="plugin", leave=False):
-        _install_plugin_zip(built, paths[plugin], jdk)
+        install_plugin_zip(built, paths[plugin], jdk)
     install_jar_plugin(built / "plugins", NORI, maven, lucene)
     _extract_natives(paths[PYTORCH_NATIVE], paths[PYTORCH_JNI], built / "djl-natives")
     (built / MARKER).write_text(json.dumps(manifest()))
@@ -171,7 +171,7 @@ def lucene_version(home: Path) -> str:
     return jars[0].name.removeprefix("lucene-core-").removesuffix(".jar")
 
 
-def _install_plugin_zip(home: Path, archive: Path, jdk: Jdk) -> None:
+def install_plugin_zip(home: Path, archive: Path, jdk: Jdk) -> None:
     env = dict(os.environ, JAVA_HOME=str(jdk.home), OPENSEARCH_JAVA_HOME=str(jdk.home))
     proc = subprocess.run(
         [str(home / "bin" / "opensearch-plugin"), "install", "--batch", archive.resolve().as_uri()],

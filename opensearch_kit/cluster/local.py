@@ -8,12 +8,14 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import platformdirs
@@ -22,6 +24,11 @@ from opensearch_kit.cluster.distribution import MIN_JAVA, assemble, stage_djl_na
 from opensearch_kit.cluster.jdk import Jdk, find_jdk
 from opensearch_kit.cluster.maven import MavenCache
 from opensearch_kit.errors import KitError
+
+if TYPE_CHECKING:
+    from opensearch_kit.cluster.security import Security
+
+Probe = tuple[ssl.SSLContext, dict[str, str]]  # how health checks reach a secured node
 
 HOME_ENV = "OPENSEARCH_KIT_HOME"
 RUN_AS_USER = "opensearch-kit"
@@ -67,20 +74,24 @@ class ClusterRecord:
     logs: list[str] = field(default_factory=list)
     downloaded: list[str] = field(default_factory=list)  # artifacts fetched by the start that wrote this record
     seconds: float = 0.0  # how long that start took
+    ca_certs: str = ""  # a secured cluster's CA file (its URL is https)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.ca_certs else 'http'}://127.0.0.1:{self.http_port}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "url": self.url}
 
     def summary(self) -> str:
         fetched = f"downloaded {len(self.downloaded)} artifact(s)" if self.downloaded else "cache only"
-        return (
-            f"cluster up at {self.url}: {self.nodes} node(s), pids {self.pids} ({self.seconds}s, {fetched})\n"
-            f"logs: {', '.join(self.logs)}"
-        )
+        lines = [
+            f"cluster up at {self.url}: {self.nodes} node(s), pids {self.pids} ({self.seconds}s, {fetched})",
+            f"logs: {', '.join(self.logs)}",
+        ]
+        if self.ca_certs:
+            lines.append(f"secured: user admin (password from the environment), --ca-certs {self.ca_certs}")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -136,10 +147,19 @@ class LocalCluster:
             return [pid for pid in rec.pids if _is_opensearch(pid)]
         return _nodes_configured_under(self.dir)
 
-    def start(self, nodes: int = 1, heap: str = DEFAULT_HEAP, timeout: float = 300) -> ClusterRecord:
+    @property
+    def certs_dir(self) -> Path:
+        """Where a secured cluster keeps its CA (made once, so clients keep trusting it)."""
+        return self.dir / "certs"
+
+    def start(
+        self, nodes: int = 1, heap: str = DEFAULT_HEAP, timeout: float = 300, security: Security | None = None
+    ) -> ClusterRecord:
         """Assemble (or reuse) the install, write node configs, start the nodes and wait until healthy; an
-        already running cluster is waited for and its record returned."""
+        already running cluster is waited for and its record returned. With `security`, the nodes run the
+        security plugin with TLS (see `opensearch_kit.cluster.security`)."""
         began = time.monotonic()
+        probe = security.probe(self.certs_dir) if security else None
         if pids := self.running_pids():
             rec = self.record()
             if rec is None:
@@ -147,7 +167,7 @@ class LocalCluster:
                     f"nodes {pids} of the cluster on port {self.http_port} run without their record",
                     "stop them with `opensearch-kit cluster stop`, then start again",
                 )
-            wait_healthy(rec.url, rec.nodes, timeout)
+            wait_healthy(rec.url, rec.nodes, timeout, probe=probe)
             return rec
         ports = [self.http_port + i for i in range(nodes)]
         ports += [p + TRANSPORT_OFFSET for p in ports]
@@ -155,18 +175,26 @@ class LocalCluster:
             _check_port_free(port)
         jdk = find_jdk(MIN_JAVA)
         install = assemble(self.home / "install", self.maven, jdk)
+        if security:
+            from opensearch_kit.cluster.security import secured_install
+
+            install = secured_install(install, self.maven, jdk)
         user = _run_as_user()
         rec = ClusterRecord(self.http_port, nodes, str(jdk.home), str(install))
         for i in range(nodes):
-            self._prepare_node(i, nodes, install, jdk, heap, user)
+            self._prepare_node(i, nodes, install, jdk, heap, user, security)
+        if security:
+            from opensearch_kit.cluster.certs import CA_FILE
+
+            rec.ca_certs = str(self.certs_dir / CA_FILE)
         procs = [self._launch(i, install, jdk, user) for i in range(nodes)]
         rec.pids = [p.pid for p in procs]
         rec.logs = [str(self.log_file(i)) for i in range(nodes)]
         rec.downloaded = list(self.maven.downloaded)
         self._write_record(rec)
         try:
-            wait_healthy(rec.url, nodes, timeout, procs)
-            _check_serving_pids(rec.url, rec.pids)
+            wait_healthy(rec.url, nodes, timeout, procs, probe)
+            _check_serving_pids(rec.url, rec.pids, probe)
         except KitError as e:
             logs = "\n".join(_tail(self.node_dir(i) / "logs" / "startup.out") for i in range(nodes))
             self.stop()
@@ -174,14 +202,24 @@ class LocalCluster:
         rec.seconds = round(time.monotonic() - began, 1)
         return rec
 
-    def _prepare_node(self, i: int, nodes: int, install: Path, jdk: Jdk, heap: str, user: pwd.struct_passwd | None):
+    def _prepare_node(
+        self,
+        i: int,
+        nodes: int,
+        install: Path,
+        jdk: Jdk,
+        heap: str,
+        user: pwd.struct_passwd | None,
+        security: Security | None,
+    ):
         node = self.node_dir(i)
         config = node / "config"
         for sub in ("data", "logs", "tmp"):
             (node / sub).mkdir(parents=True, exist_ok=True)
         shutil.rmtree(config, ignore_errors=True)
         shutil.copytree(install / "config", config)
-        (config / "opensearch.yml").write_text(self._node_yaml(i, nodes, node))
+        secured = security.write(config, self.certs_dir) if security else {}
+        (config / "opensearch.yml").write_text(self._node_yaml(i, nodes, node, secured))
         (config / "jvm.options").write_text(
             jvm_options((install / "config" / "jvm.options").read_text(), heap, jdk, node)
         )
@@ -189,7 +227,7 @@ class LocalCluster:
         if user is not None:
             _chown_tree(node, user, keep_files_under=natives)
 
-    def _node_yaml(self, i: int, nodes: int, node: Path) -> str:
+    def _node_yaml(self, i: int, nodes: int, node: Path, extra: dict[str, object]) -> str:
         settings: dict[str, object] = {
             "cluster.name": self.cluster_name,
             "node.name": f"node-{i}",
@@ -206,6 +244,7 @@ class LocalCluster:
             settings["discovery.seed_hosts"] = seeds
             settings["cluster.initial_cluster_manager_nodes"] = [f"node-{j}" for j in range(nodes)]
         settings.update(ML_SETTINGS)
+        settings.update(extra)
         return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
 
     def _launch(self, i: int, install: Path, jdk: Jdk, user: pwd.struct_passwd | None) -> subprocess.Popen:
@@ -335,15 +374,16 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def http_json(url: str, timeout: float = 10) -> dict | list:
-    """GET a URL of an unsecured local node and decode its JSON."""
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def http_json(url: str, timeout: float = 10, probe: Probe | None = None) -> dict | list:
+    """GET a URL of a local node (a secured one with `probe`'s TLS context and headers) and decode its JSON."""
+    context, headers = probe or (None, {})
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout, context=context) as resp:
         return json.loads(resp.read())
 
 
-def _check_serving_pids(url: str, pids: list[int]) -> None:
+def _check_serving_pids(url: str, pids: list[int], probe: Probe | None = None) -> None:
     """The nodes answering at `url` must be the ones just started, not a stray process on the same port."""
-    serving = {n["process"]["id"] for n in http_json(f"{url}/_nodes/process")["nodes"].values()}
+    serving = {n["process"]["id"] for n in http_json(f"{url}/_nodes/process", probe=probe)["nodes"].values()}
     if serving != set(pids):
         raise KitError(
             f"{url} is served by process(es) {sorted(serving)}, not the nodes started ({pids})",
@@ -351,7 +391,9 @@ def _check_serving_pids(url: str, pids: list[int]) -> None:
         )
 
 
-def wait_healthy(url: str, nodes: int, timeout: float, procs: list[subprocess.Popen] = ()) -> dict:
+def wait_healthy(
+    url: str, nodes: int, timeout: float, procs: list[subprocess.Popen] = (), probe: Probe | None = None
+) -> dict:
     """Wait until the cluster at `url` has `nodes` nodes and is at least yellow; fail early if a node exits."""
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -360,10 +402,17 @@ def wait_healthy(url: str, nodes: int, timeout: float, procs: list[subprocess.Po
         if exited:
             raise KitError(f"a node exited during start-up (exit {exited[0].returncode})", "see the log lines below")
         try:
-            health = http_json(f"{url}/_cluster/health?wait_for_status=yellow&timeout=5s")
+            health = http_json(f"{url}/_cluster/health?wait_for_status=yellow&timeout=5s", probe=probe)
             if health["number_of_nodes"] >= nodes and health["status"] in ("green", "yellow"):
                 return health
             last = f"{health['number_of_nodes']} node(s), status {health['status']}"
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                raise KitError(
+                    f"{url} refused the admin password: a secured cluster keeps the users of its first start",
+                    "use that password, or stop the cluster and delete its directory to start afresh",
+                ) from None
+            last = str(e)
         except (OSError, urllib.error.URLError, ValueError) as e:
             last = str(e)
         time.sleep(1)

@@ -12,6 +12,12 @@ from opensearch_kit.ingest.report import Ledger
 from opensearch_kit.opensearch.transport import Transport
 
 BACKOFF_CAP = 30.0
+# A restarted node redeploys its models on its own; until then the ingest pipeline refuses documents with this.
+MODEL_WARMING = re.compile(r"model not ready yet", re.I)
+RESUME_FIX = (
+    "when the cluster answers again, run the same `opensearch-kit ingest` command with --resume: "
+    "documents already indexed are skipped, the rest sent once"
+)
 Action = tuple[Doc, str]  # a document and its bulk lines (action + source)
 
 
@@ -22,17 +28,22 @@ def backoff(attempt: int) -> float:
 
 
 class BulkSender:
-    """Bulk requests to one index with retries on 429, 5xx and lost connections; a whole-request refusal is
-    bisected so only the documents the cluster refuses are rejected."""
+    """Bulk requests to one index with retries on 429, 5xx, lost connections and models still being redeployed
+    (after a node restart); a whole-request refusal is bisected so only the documents the cluster refuses are
+    rejected. A cluster still gone after the last retry stops the run with `ClusterLost` (its documents are not
+    rejected: `--resume` sends them)."""
 
     def __init__(self, transport: Transport, pipeline: str, ledger: Ledger, max_retries: int = 10):
         self.transport, self.pipeline, self.ledger, self.max_retries = transport, pipeline, ledger, max_retries
+        self.lost: ClusterLost | None = None  # once set, every later bulk fails at once
 
     def send(self, actions: list[Action]) -> None:
+        if self.lost:
+            raise self.lost
         pending = actions
         attempt = 0
         while pending:
-            why = None
+            why, lost = None, False
             try:
                 resp = self.transport.request(
                     "POST",
@@ -41,7 +52,7 @@ class BulkSender:
                     params={"pipeline": self.pipeline, "request_timeout": 600},
                 )
             except Unreachable as e:
-                why = e.message
+                why, lost = e.message, True
             except ClusterError as e:
                 if e.transient:
                     why = f"HTTP {e.status}: {e.reason}"
@@ -62,7 +73,7 @@ class BulkSender:
                     status = result.get("status", 500)
                     if status < 300:
                         ok += 1
-                    elif status == 429 or status >= 500:
+                    elif status == 429 or status >= 500 or MODEL_WARMING.search(item_reason(result)):
                         retry.append((doc, lines))
                         why = item_reason(result)
                     else:
@@ -71,6 +82,9 @@ class BulkSender:
                 pending = retry
             if pending:
                 if attempt >= self.max_retries:
+                    if lost:
+                        self.lost = ClusterLost(f"lost the cluster after {attempt} retries: {why}", RESUME_FIX)
+                        raise self.lost
                     for doc, _ in pending:
                         reason = f"gave up after {attempt} retries: {why}"
                         self.ledger.reject(Rejected(doc.line, doc.id, reason, doc.raw, "index"))
@@ -78,6 +92,10 @@ class BulkSender:
                 time.sleep(backoff(attempt))
                 attempt += 1
                 self.ledger.retried()
+
+
+class ClusterLost(Unreachable):
+    """The cluster stayed unreachable through every retry of a bulk; the ingest stops and can be resumed."""
 
 
 def item_reason(result: dict) -> str:

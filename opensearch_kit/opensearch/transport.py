@@ -23,8 +23,10 @@ from opensearch_kit.errors import (
     ModelNotFound,
     NotFound,
     PipelineNotFound,
+    TlsError,
     Unreachable,
 )
+from opensearch_kit.opensearch.tls import certificate_failure
 
 if TYPE_CHECKING:
     from opensearch_kit.opensearch.ml import MLCommons
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("opensearch_kit")
 MISSING_MODEL = re.compile(r"failed to find model|model (?:not found|.*does not exist)", re.I)
+MISSING_PERMISSION = re.compile(r"no permissions for \[([^\]]+)\]")
 MISSING_PIPELINE = re.compile(r"pipeline.*(?:not found|missing|does not exist|is not defined)", re.I)
 
 
@@ -82,7 +85,10 @@ class Transport:
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
-    def unreachable(self, e: OSConnectionError) -> Unreachable:
+    def unreachable(self, e: OSConnectionError) -> Unreachable | TlsError:
+        """No answer: a TLS failure explained by its cause, else an `Unreachable` (which retrying may fix)."""
+        if tls := certificate_failure(e, self.url):
+            return tls
         cause = type(e.info).__name__ if e.info else str(e)
         return Unreachable(
             f"cannot reach OpenSearch at {self.url} ({cause})",
@@ -145,6 +151,12 @@ def translate(e: TransportError, what: str, url: str) -> ClusterError:
     if status == 401:
         return AuthError(f"authentication failed at {url}: {short}", "check --user / --password (or env)", **kwargs)
     if status == 403:
+        if missing := MISSING_PERMISSION.search(reason):
+            return AuthError(
+                f"permission denied at {url}: the user lacks {missing[1]} ({what})",
+                f"use a user whose roles grant {missing[1]}, or ask an admin to map one to you",
+                **kwargs,
+            )
         return AuthError(
             f"permission denied at {url}: {short}", "use a user whose roles grant this permission", **kwargs
         )
