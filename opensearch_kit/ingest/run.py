@@ -145,6 +145,7 @@ class _Run:
         """Hand a batch to the encoder thread (waiting while ENCODE_AHEAD batches are queued)."""
         if not docs:
             return
+        self.raise_failure()
         self.encode_slots.acquire()
         self.encodes.append(self.encoder.submit(self.encode_and_send, docs))
         self.encodes = [f for f in self.encodes if not f.done() or f.exception()]
@@ -165,6 +166,12 @@ class _Run:
         future.add_done_callback(lambda _: self.bulk_slots.release())
         self.bulks.append(future)
         self.bulks = [f for f in self.bulks if not f.done() or f.exception()]
+
+    def raise_failure(self) -> None:
+        """Stop reading once a batch or bulk has failed for good (the cluster gone through every retry)."""
+        for future in (*self.encodes, *self.bulks):
+            if future.done() and future.exception():
+                raise future.exception()
 
     def drain(self) -> None:
         """Wait for every batch being encoded, then every bulk in flight; a bug in a worker is raised here."""
