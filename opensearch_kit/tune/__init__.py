@@ -4,7 +4,7 @@ and apply the winner to the index's hybrid pipeline (`run`)."""
 
 from opensearch_kit.tune.fusion import FusionPoint, QueryHits, fused_run
 from opensearch_kit.tune.grid import fusion_grid, split_queries
-from opensearch_kit.tune.run import ServerCheck, TuneReport, apply_fusion, fetch_hits, tune
+from opensearch_kit.tune.run import ServerCheck, TuneReport, apply_fusion, fetch_hits, frozen_searcher, tune
 
 __all__ = [
     "FusionPoint",
@@ -13,6 +13,7 @@ __all__ = [
     "TuneReport",
     "apply_fusion",
     "fetch_hits",
+    "frozen_searcher",
     "fused_run",
     "fusion_grid",
     "split_queries",

@@ -110,6 +110,39 @@ class TuneReport:
         return "\n".join(lines)
 
 
+def frozen_searcher(searcher: Searcher) -> Searcher:
+    """The same searcher with each query encoded once by the index's in-cluster models (_predict, cached) and sent
+    as a vector / tokens. The server's query encoding is not bit-stable from one search to the next (float32
+    last-bit changes seen in the neural query's embedding), so the sub-query fetch and the server check must share
+    one encoding to compare fusion exactly; it also encodes each query once instead of once per search."""
+    from functools import cache
+
+    from opensearch_kit.verify.cluster import cluster_embeddings, cluster_sparse_weights
+
+    config, ml = searcher.config, searcher.transport.ml
+    encoders = dict(searcher.encoders)
+    if (
+        config.sparse_field
+        and not searcher.uses_local("sparse")
+        and IndexMeta.read(searcher.transport, searcher.index).sparse.format == "WORD"
+    ):
+        encoders["sparse"] = cache(lambda text: cluster_sparse_weights(ml, config.sparse_model_id, [text])[0])
+    if config.dense_field and not searcher.uses_local("dense"):
+        model_config = ml.get(config.dense_model_id).get("model_config") or {}
+        asymmetric = model_config.get("query_prefix") or model_config.get("passage_prefix")
+        content_type = "query" if asymmetric else None  # ML Commons refuses content_type for a prefix-less model
+        encoders["dense"] = cache(lambda text: cluster_embeddings(ml, config.dense_model_id, [text], content_type)[0])
+    frozen = Searcher(
+        searcher.transport,
+        searcher.index,
+        config=config,
+        sparse_encoder=encoders["sparse"],
+        dense_encoder=encoders["dense"],
+        encoding="local" if all(encoders[s] for s in ("sparse", "dense") if getattr(config, f"{s}_field")) else "auto",
+    )
+    return frozen
+
+
 def fetch_hits(
     searcher: Searcher, queries: dict[str, str], signals: tuple[str, ...], depth: int, *, progress: bool = True
 ) -> dict[str, QueryHits]:
@@ -148,13 +181,19 @@ def server_run(searcher: Searcher, text: str, point: FusionPoint, signals: tuple
 def check_against_server(
     searcher: Searcher,
     queries: dict[str, str],
-    hits: dict[str, QueryHits],
+    signals: tuple[str, ...],
     points: list[FusionPoint],
     k: int,
 ) -> ServerCheck:
     """Fuse each (query, point) client-side and compare with the server: the same documents with bit-identical
-    float32 scores, except that documents tied at the cut may differ."""
+    float32 scores, except that documents tied at the cut may differ. The sub-query hits are fetched again here,
+    just before the server's searches: a node that has just started or just got an index scores some kNN hits a
+    float32 ulp differently in its first searches (seen on 3.6; stable once warm), which is server drift, not
+    fusion."""
     check = ServerCheck()
+    for text in queries.values():  # warm the hybrid query's own code path up too
+        server_run(searcher, text, UNTUNED, signals, k)
+    hits = fetch_hits(searcher, queries, signals, k, progress=False)
     for qid, text in queries.items():
         for point in points:
             client = fused_run(hits[qid], point, k)
@@ -227,7 +266,9 @@ def tune(
         dev, held = split_queries(list(texts), fraction=dev_fraction, seed=seed)
     if not dev or not held:
         raise KitError(f"tuning needs dev and held-out queries; got {len(dev)} and {len(held)}", "check the splits")
-    searcher = Searcher(cluster, index, sparse_encoder=sparse_encoder, dense_encoder=dense_encoder, encoding=encoding)
+    searcher = frozen_searcher(
+        Searcher(cluster, index, sparse_encoder=sparse_encoder, dense_encoder=dense_encoder, encoding=encoding)
+    )
     signals = signals_of(QueryOptions(mode="hybrid", hybrid=hybrid), searcher.config)
     if len(signals) < 2:
         raise KitError(f"index {index} has one signal ({signals[0]}): nothing to fuse", "index a sparse or dense field")
@@ -250,7 +291,7 @@ def tune(
         results[signal] = scored({q: single_run(hits[q], j, k) for q in hits})
     sample = {q: texts[q] for q in held[:check_queries]}
     others = [grid[len(grid) // 3], grid[len(grid) // 2], grid[-1]]  # other techniques and an RRF
-    check = check_against_server(searcher, sample, hits, [winner, UNTUNED, *others], k)
+    check = check_against_server(searcher, sample, signals, [winner, UNTUNED, *others], k)
     report = TuneReport(index, str(beir_dir), metric, k, signals, dev, held, winner, len(grid), top, results, check)
     if apply:
         report.applied = apply_fusion(searcher.transport, index, winner, record=tuning_record(report))

@@ -19,7 +19,7 @@ from opensearch_kit.evaluate.metrics import score_run
 from opensearch_kit.index import IndexMeta, create_index, delete_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.search import QueryOptions, Searcher
-from opensearch_kit.tune import FusionPoint, fetch_hits, fused_run, fusion_grid, split_queries, tune
+from opensearch_kit.tune import FusionPoint, fetch_hits, frozen_searcher, fused_run, fusion_grid, split_queries, tune
 from opensearch_kit.tune.grid import score_grid
 from opensearch_kit.tune.run import check_against_server
 
@@ -51,8 +51,8 @@ def scifact_index(transport, tmp_path_factory):
 def test_client_fusion_equals_the_server_for_every_technique(transport, scifact_index):
     texts = read_queries(scifact_index)
     sample = dict(list(texts.items())[:4])
-    searcher = Searcher(transport, INDEX)
-    hits = fetch_hits(searcher, sample, ("bm25", "sparse", "dense"), K, progress=False)
+    searcher = frozen_searcher(Searcher(transport, INDEX))
+    fetch_hits(searcher, sample, ("bm25", "sparse", "dense"), K, progress=False)  # warms the node up
     grid = fusion_grid(3)
     rng = np.random.default_rng(0)
     by_family: dict[tuple, list[FusionPoint]] = {}
@@ -61,7 +61,7 @@ def test_client_fusion_equals_the_server_for_every_technique(transport, scifact_
     points = [family[int(rng.integers(len(family)))] for family in by_family.values()]  # one of each of 12
     points += [FusionPoint("min_max", "arithmetic_mean"), FusionPoint("z_score", "arithmetic_mean")]  # unweighted
     points += [FusionPoint("rrf", "rrf", rank_constant=60), FusionPoint("l2", "harmonic_mean", (0.0, 0.3, 0.7))]
-    check = check_against_server(searcher, sample, hits, points, K)
+    check = check_against_server(searcher, sample, ("bm25", "sparse", "dense"), points, K)
     assert check.pairs == len(sample) * len(points) and check.compared_hits > check.pairs * 10
     assert check.equal, check.mismatches[:3]
     assert check.max_abs_diff == 0.0
@@ -96,7 +96,7 @@ def test_tune_chooses_on_dev_reports_held_out_and_applies_the_winner(transport, 
     qrels = read_qrels(scifact_index / "qrels" / "test.tsv")
     texts = read_queries(scifact_index)
     held = {q: texts[q] for q in report.test_queries}
-    searcher = Searcher(transport, INDEX)
+    searcher = frozen_searcher(Searcher(transport, INDEX))
     hits = fetch_hits(searcher, held, report.signals, K, progress=False)
     server = {
         q: {h.id: h.score for h in searcher.search(t, QueryOptions(mode="hybrid", k=K)).hits} for q, t in held.items()
