@@ -108,6 +108,7 @@ LAYERS = [
     {"ingest"},
     {"search"},
     {"evaluate"},
+    {"tune"},
     {"models", "deploy"},
     {"demo"},
     {"cli"},

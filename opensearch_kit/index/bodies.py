@@ -26,6 +26,11 @@ def pipeline_names(index: str) -> dict[str, str]:
     }
 
 
+def tuned_pipeline_name(index: str) -> str:
+    """The search pipeline `tune --apply` writes; the index's hybrid role then points at it."""
+    return f"{index}-hybrid-tuned"
+
+
 def pipeline_path(role: str, name: str) -> str:
     """The REST path of a pipeline: the ingest pipeline under _ingest, the others under _search."""
     return f"/{'_ingest' if role == 'ingest' else '_search'}/pipeline/{name}"

