@@ -67,6 +67,11 @@ class Artifact:
         return self.report["kind"]
 
     @property
+    def fingerprint(self) -> str | None:
+        """The export's identity (export.identity.fingerprint); None for exports made before it was recorded."""
+        return self.report.get("fingerprint")
+
+    @property
     def format(self) -> str | None:
         return self.report.get("format")
 
@@ -153,9 +158,11 @@ def write_artifact(
     description: str,
     report: dict,
     model_config: dict | None = None,
+    fingerprint: str | None = None,
 ) -> Artifact:
     """Zip `members` (the model file first, extra files after) with tokenizer.json, write the register body
-    (model_config after function_name) and the report; the Artifact."""
+    (model_config after function_name) and the report; the Artifact. A `fingerprint` (export.identity) goes into
+    the report and the register body, whose registration files the model in that fingerprint's model group."""
     from opensearch_kit import __version__
 
     artifact = Artifact(out_dir, name)
@@ -163,6 +170,9 @@ def write_artifact(
     body = register_body(name, artifact.zip_path, FORMATS[fmt][0], FUNCTION_NAMES[kind], description)
     if model_config:
         body["model_config"] = model_config
+    if fingerprint:
+        report = {**report, "fingerprint": fingerprint}
+        body["fingerprint"] = fingerprint
     write_json(artifact.register_path, body)
     write_json(artifact.report_path, {**report, "kind": kind, "toolkit_version": __version__})
     return artifact
