@@ -11,8 +11,13 @@ from opensearchpy import OpenSearch
 from opensearch_kit.artifact import KINDS, Artifact
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.identity import cached_export, export_dir, fingerprint, model_name
+from opensearch_kit.index.usage import model_users
+from opensearch_kit.opensearch.ml import SERVING, MLCommons
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.verify.cluster import check_in_cluster
+
+LIMIT_SETTING = "plugins.ml_commons.max_model_on_node"
+BREAKER_SETTINGS = "plugins.ml_commons.native_memory_threshold / jvm_heap_memory_threshold / disk_free_space_threshold"
 
 
 @dataclass
@@ -108,7 +113,7 @@ def deploy_registered(
     the cached export (`artifact`) is at hand."""
     ml = Transport.of(cluster).ml
     began = time.monotonic()
-    deployed_now = ml.deploy(model["model_id"], timeout)
+    deployed_now = deploy_explained(ml, model["model_id"], timeout)
     result = DeployResult(
         model_id=model["model_id"],
         name=model.get("name", ""),
@@ -142,7 +147,7 @@ def deploy_artifact(
     ml = Transport.of(cluster).ml
     registration = ml.register_zip(artifact.zip_path, artifact.register_body, progress=progress)
     began = time.monotonic()
-    deployed_now = ml.deploy(registration.model_id, timeout)
+    deployed_now = deploy_explained(ml, registration.model_id, timeout)
     result = DeployResult(
         model_id=registration.model_id,
         name=artifact.register_body["name"],
@@ -172,3 +177,36 @@ def checked(ml, model_id: str, artifact: Artifact) -> dict:
             "re-export with opensearch-kit export, or delete it with opensearch-kit models delete",
         )
     return parity
+
+
+def deploy_explained(ml: MLCommons, model_id: str, timeout: float) -> bool:
+    """`ml.deploy`; when the node refuses for its model limit or a memory/disk breaker, a KitError naming the
+    setting, the deployed models with the indexes that use them, and the command that frees the unused ones."""
+    try:
+        return ml.deploy(model_id, timeout)
+    except KitError as e:
+        text = str(e).lower()
+        if "max local model" in text or "max_model_on_node" in text:
+            setting = LIMIT_SETTING
+        elif "circuit" in text or "memory" in text or "disk" in text:
+            setting = BREAKER_SETTINGS
+        else:
+            raise
+        raise node_limit_error(ml, e, setting) from e
+
+
+def node_limit_error(ml: MLCommons, cause: KitError, setting: str) -> KitError:
+    users = model_users(ml.transport)
+    serving = [m for m in ml.list_models() if m.get("model_state") in SERVING]
+    rows = [f"  {m['model_id']} {m['name']}: {', '.join(users.get(m['model_id'], [])) or 'used by no index'}"
+            for m in serving]  # fmt: skip
+    unused = [m["model_id"] for m in serving if not users.get(m["model_id"])]
+    free = (
+        "free the unused ones: " + " && ".join(f"opensearch-kit models undeploy {i}" for i in unused)
+        if unused
+        else "every deployed model is used by an index: undeploy one with --force"
+    )
+    return KitError(
+        f"the node refused the deploy ({setting}): {cause.message}\ndeployed models:\n" + "\n".join(rows),
+        f"{free}; or raise {setting} (PUT _cluster/settings)",
+    )

@@ -53,7 +53,7 @@ def models() -> None:
 @json_option
 @click.pass_context
 def models_list(ctx, as_json) -> None:
-    """Every registered model: id, state, function, format, name."""
+    """Every registered model: id, state, function, format, name and the indexes using it."""
     from opensearch_kit.models import list_models
 
     emit(list_models(transport(ctx)), as_json)
@@ -61,21 +61,23 @@ def models_list(ctx, as_json) -> None:
 
 @models.command("undeploy")
 @click.argument("model_id")
+@click.option("--force", is_flag=True, help="Even when indexes use the model (their neural search then fails).")
 @json_option
 @click.pass_context
-def models_undeploy(ctx, model_id, as_json) -> None:
-    """Unload a model from every node (it stays registered)."""
+def models_undeploy(ctx, model_id, force, as_json) -> None:
+    """Unload a model from every node (it stays registered); refused while an index uses it."""
     from opensearch_kit.models import undeploy_model
 
-    emit(undeploy_model(transport(ctx), model_id), as_json)
+    emit(undeploy_model(transport(ctx), model_id, force=force), as_json)
 
 
 @models.command("delete")
 @click.argument("model_id")
+@click.option("--force", is_flag=True, help="Even when indexes use the model (their neural search then fails).")
 @json_option
 @click.pass_context
-def models_delete(ctx, model_id, as_json) -> None:
-    """Undeploy and delete a model."""
+def models_delete(ctx, model_id, force, as_json) -> None:
+    """Undeploy and delete a model; refused while an index uses it."""
     from opensearch_kit.models import delete_model
 
-    emit(delete_model(transport(ctx), model_id), as_json)
+    emit(delete_model(transport(ctx), model_id, force=force), as_json)
