@@ -275,6 +275,18 @@ def fingerprint_group(fingerprint: str) -> str:
     return f"opensearch-kit-{fingerprint}"
 
 
+def fingerprint_of_group(ml: MLCommons, group_id: str | None) -> str | None:
+    """The export fingerprint a model group stands for (`fingerprint_group`), if it is such a group."""
+    if not group_id:
+        return None
+    try:
+        name = ml.transport.request("GET", f"/_plugins/_ml/model_groups/{group_id}").get("name", "")
+    except NotFound:
+        return None
+    prefix = fingerprint_group("")
+    return name[len(prefix) :] if name.startswith(prefix) else None
+
+
 def deploy_failure(task: dict) -> KitError:
     """Explain a failed ML task, quoting the node's reason."""
     error = task.get("error", "no reason given")
