@@ -206,9 +206,17 @@ def register_body(name: str, zip_path: Path, model_format: str, function_name: s
     }
 
 
+GENERIC_NAMES = {"model", "models", "checkpoint", "checkpoints", "snapshot", "hf", "weights", "files", "export"}
+
+
 def default_name(model_path: str) -> str:
-    """The artifact name for a model path or hub id: its last part."""
-    return Path(model_path.rstrip("/")).name.replace("/", "-") or "model"
+    """A readable name for a model path or hub id: its last part, or its parent's when the last part is generic
+    (`model`, `checkpoint`, ...)."""
+    parts = [p for p in str(model_path).replace("\\", "/").rstrip("/").split("/") if p not in ("", ".")]
+    label = parts[-1] if parts else Path.cwd().name
+    if label.lower() in GENERIC_NAMES:
+        label = parts[-2] if len(parts) > 1 else Path(model_path).resolve().parent.name or label
+    return label
 
 
 def write_report(out_dir: Path, name: str, report: dict) -> Path:

