@@ -145,7 +145,10 @@ class Searcher:
 
     def uses_local(self, signal: str) -> bool:
         """Whether `signal` (sparse or dense) is encoded here rather than by an in-cluster model."""
-        has_model = bool(getattr(self.config, f"{signal}_model_id"))
+        model_id = getattr(self.config, f"{signal}_model_id")
+        has_model = bool(model_id)
+        if self.encoding == "local" and has_model and self.encoders[signal] is None:
+            self.encoders[signal] = self.located_encoder(signal, model_id)
         has_local = self.encoders[signal] is not None
         if self.encoding == "local" or (self.encoding == "auto" and not has_model):
             if not has_local:
@@ -161,6 +164,13 @@ class Searcher:
                 f"use --encoding local with --{signal}-encoder DIR",
             )
         return False
+
+    def located_encoder(self, signal: str, model_id: str):
+        """The local query encoder of the index's `signal` model, from its ONNX export found by fingerprint."""
+        from opensearch_kit.export.locate import onnx_export_of
+
+        export = onnx_export_of(self.transport.ml, model_id, signal)
+        return (local_sparse_encoder if signal == "sparse" else local_dense_encoder)(export)
 
     def build(self, text: str, options: QueryOptions) -> SearchRequest:
         """The request for `text`, with query vectors encoded locally where this searcher does so."""
