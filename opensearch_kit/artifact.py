@@ -68,8 +68,9 @@ class Artifact:
 
     @property
     def fingerprint(self) -> str | None:
-        """The export's identity (export.identity.fingerprint); None for exports made before it was recorded."""
-        return self.report.get("fingerprint")
+        """The export's identity (export.identity.fingerprint); None for exports made before it was recorded
+        (or without a report)."""
+        return self.report.get("fingerprint") if self.report_path.is_file() else None
 
     @property
     def format(self) -> str | None:
