@@ -67,6 +67,12 @@ class Artifact:
         return self.report["kind"]
 
     @property
+    def fingerprint(self) -> str | None:
+        """The export's identity (export.identity.fingerprint); None for exports made before it was recorded
+        (or without a report)."""
+        return self.report.get("fingerprint") if self.report_path.is_file() else None
+
+    @property
     def format(self) -> str | None:
         return self.report.get("format")
 
@@ -153,9 +159,11 @@ def write_artifact(
     description: str,
     report: dict,
     model_config: dict | None = None,
+    fingerprint: str | None = None,
 ) -> Artifact:
     """Zip `members` (the model file first, extra files after) with tokenizer.json, write the register body
-    (model_config after function_name) and the report; the Artifact."""
+    (model_config after function_name) and the report; the Artifact. A `fingerprint` (export.identity) goes into
+    the report and the register body, whose registration files the model in that fingerprint's model group."""
     from opensearch_kit import __version__
 
     artifact = Artifact(out_dir, name)
@@ -163,6 +171,9 @@ def write_artifact(
     body = register_body(name, artifact.zip_path, FORMATS[fmt][0], FUNCTION_NAMES[kind], description)
     if model_config:
         body["model_config"] = model_config
+    if fingerprint:
+        report = {**report, "fingerprint": fingerprint}
+        body["fingerprint"] = fingerprint
     write_json(artifact.register_path, body)
     write_json(artifact.report_path, {**report, "kind": kind, "toolkit_version": __version__})
     return artifact
@@ -196,9 +207,17 @@ def register_body(name: str, zip_path: Path, model_format: str, function_name: s
     }
 
 
+GENERIC_NAMES = {"model", "models", "checkpoint", "checkpoints", "snapshot", "hf", "weights", "files", "export"}
+
+
 def default_name(model_path: str) -> str:
-    """The artifact name for a model path or hub id: its last part."""
-    return Path(model_path.rstrip("/")).name.replace("/", "-") or "model"
+    """A readable name for a model path or hub id: its last part, or its parent's when the last part is generic
+    (`model`, `checkpoint`, ...)."""
+    parts = [p for p in str(model_path).replace("\\", "/").rstrip("/").split("/") if p not in ("", ".")]
+    label = parts[-1] if parts else Path.cwd().name
+    if label.lower() in GENERIC_NAMES:
+        label = parts[-2] if len(parts) > 1 else Path(model_path).resolve().parent.name or label
+    return label
 
 
 def write_report(out_dir: Path, name: str, report: dict) -> Path:

@@ -8,10 +8,16 @@ from pathlib import Path
 
 from opensearchpy import OpenSearch
 
-from opensearch_kit.artifact import KINDS, Artifact, default_name
+from opensearch_kit.artifact import KINDS, Artifact
 from opensearch_kit.errors import KitError
+from opensearch_kit.export.identity import cached_export, export_dir, fingerprint, model_name
+from opensearch_kit.index.usage import model_users
+from opensearch_kit.opensearch.ml import SERVING, MLCommons
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.verify.cluster import check_in_cluster
+
+LIMIT_SETTING = "plugins.ml_commons.max_model_on_node"
+BREAKER_SETTINGS = "plugins.ml_commons.native_memory_threshold / jvm_heap_memory_threshold / disk_free_space_threshold"
 
 
 @dataclass
@@ -29,6 +35,7 @@ class DeployResult:
     upload_seconds: float
     deploy_seconds: float
     deployed_now: bool
+    fingerprint: str | None = None
     cluster_parity: dict | None = None
 
     def to_dict(self) -> dict:
@@ -64,23 +71,66 @@ def deploy(
     **export_options,
 ) -> DeployResult:
     """Deploy `source`: an export (its zip or folder, from `opensearch-kit export`), or a model (a local folder or
-    hub id), which is exported first as `kind` into `out_dir` (default ./exports/<name>) with `export_options`
-    (format, name, idf, trust_remote_code, ...). See `deploy_artifact` for the rest."""
+    hub id) of `kind` with `export_options` (format, name, idf, trust_remote_code, ...).
+
+    A model is identified by its fingerprint (export.identity): a registered model with that fingerprint is
+    reused (deployed when it is not) with no export and no upload; else the cached export of that fingerprint;
+    else the model is exported into the cache (`out_dir` overrides). See `deploy_artifact` for the rest."""
     if Artifact.is_export(source):
         artifact = Artifact.locate(Path(source))
         if kind and artifact.kind != kind:
             raise KitError(f"{source} is a {artifact.kind} export, not {kind}", f"pass --kind {artifact.kind}")
-        exported = False
-    else:
+        return deploy_artifact(cluster, artifact, timeout=timeout, check=check, progress=progress)
+    if kind not in KINDS:
+        raise KitError(f"deploying a model needs its kind, not {kind!r}", f"pass --kind ({' | '.join(KINDS)})")
+    fp = fingerprint(str(source), kind, export_options)
+    fmt = export_options.get("format") or "torchscript"
+    name = export_options.get("name") or model_name(str(source), kind, fmt, fp)
+    out = Path(out_dir) if out_dir else export_dir(name, fp)
+    artifact = cached_export(fp, out.parent, fmt=fmt) if not out_dir else cached_export(fp, out, fmt=fmt, flat=True)
+    registered = Transport.of(cluster).ml.find_fingerprint(fp)
+    if registered:
+        return deploy_registered(cluster, registered, fp, artifact, kind=kind, timeout=timeout, check=check)
+    exported = artifact is None
+    if exported:
         from opensearch_kit.export import export_model
 
-        if kind not in KINDS:
-            raise KitError(f"deploying a model needs its kind, not {kind!r}", f"pass --kind ({' | '.join(KINDS)})")
-        name = export_options.get("name") or default_name(str(source))
-        out = Path(out_dir) if out_dir else Path("exports") / name
-        artifact = export_model(kind, str(source), out, **export_options)
-        exported = True
+        artifact = export_model(kind, str(source), out, **{**export_options, "name": name})
     return deploy_artifact(cluster, artifact, timeout=timeout, check=check, progress=progress, exported=exported)
+
+
+def deploy_registered(
+    cluster: Transport | OpenSearch,
+    model: dict,
+    fp: str,
+    artifact: Artifact | None,
+    *,
+    kind: str,
+    timeout: float,
+    check: bool,
+) -> DeployResult:
+    """Deploy an already registered `model` (a search hit) if it does not serve; the in-cluster check runs when
+    the cached export (`artifact`) is at hand."""
+    ml = Transport.of(cluster).ml
+    began = time.monotonic()
+    deployed_now = deploy_explained(ml, model["model_id"], timeout)
+    result = DeployResult(
+        model_id=model["model_id"],
+        name=model.get("name", ""),
+        kind=kind,
+        zip=str(artifact.zip_path) if artifact else "",
+        exported=False,
+        reused=True,
+        resumed=False,
+        uploaded_bytes=0,
+        upload_seconds=0.0,
+        deploy_seconds=round(time.monotonic() - began, 2),
+        deployed_now=deployed_now,
+        fingerprint=fp,
+    )
+    if check and artifact:
+        result.cluster_parity = checked(ml, model["model_id"], artifact)
+    return result
 
 
 def deploy_artifact(
@@ -97,7 +147,7 @@ def deploy_artifact(
     ml = Transport.of(cluster).ml
     registration = ml.register_zip(artifact.zip_path, artifact.register_body, progress=progress)
     began = time.monotonic()
-    deployed_now = ml.deploy(registration.model_id, timeout)
+    deployed_now = deploy_explained(ml, registration.model_id, timeout)
     result = DeployResult(
         model_id=registration.model_id,
         name=artifact.register_body["name"],
@@ -110,13 +160,53 @@ def deploy_artifact(
         upload_seconds=round(registration.seconds, 2),
         deploy_seconds=round(time.monotonic() - began, 2),
         deployed_now=deployed_now,
+        fingerprint=artifact.fingerprint,
     )
     if check:
-        result.cluster_parity = check_in_cluster(ml, registration.model_id, artifact)
-        if not result.cluster_parity["ok"]:
-            raise KitError(
-                f"the cluster's output differs from the original model: {result.cluster_parity}",
-                f"model {registration.model_id} stays deployed for inspection; "
-                "re-export with opensearch-kit export, or delete it with opensearch-kit models delete",
-            )
+        result.cluster_parity = checked(ml, registration.model_id, artifact)
     return result
+
+
+def checked(ml, model_id: str, artifact: Artifact) -> dict:
+    """The in-cluster parity figures; a KitError when the cluster's output differs from the export's record."""
+    parity = check_in_cluster(ml, model_id, artifact)
+    if not parity["ok"]:
+        raise KitError(
+            f"the cluster's output differs from the original model: {parity}",
+            f"model {model_id} stays deployed for inspection; "
+            "re-export with opensearch-kit export, or delete it with opensearch-kit models delete",
+        )
+    return parity
+
+
+def deploy_explained(ml: MLCommons, model_id: str, timeout: float) -> bool:
+    """`ml.deploy`; when the node refuses for its model limit or a memory/disk breaker, a KitError naming the
+    setting, the deployed models with the indexes that use them, and the command that frees the unused ones."""
+    try:
+        return ml.deploy(model_id, timeout)
+    except KitError as e:
+        text = str(e).lower()
+        if "max local model" in text or "max_model_on_node" in text:
+            setting = LIMIT_SETTING
+        elif "circuit" in text or "memory" in text or "disk" in text:
+            setting = BREAKER_SETTINGS
+        else:
+            raise
+        raise node_limit_error(ml, e, setting) from e
+
+
+def node_limit_error(ml: MLCommons, cause: KitError, setting: str) -> KitError:
+    users = model_users(ml.transport)
+    serving = [m for m in ml.list_models() if m.get("model_state") in SERVING]
+    rows = [f"  {m['model_id']} {m['name']}: {', '.join(users.get(m['model_id'], [])) or 'used by no index'}"
+            for m in serving]  # fmt: skip
+    unused = [m["model_id"] for m in serving if not users.get(m["model_id"])]
+    free = (
+        "free the unused ones: " + " && ".join(f"opensearch-kit models undeploy {i}" for i in unused)
+        if unused
+        else "every deployed model is used by an index: undeploy one with --force"
+    )
+    return KitError(
+        f"the node refused the deploy ({setting}): {cause.message}\ndeployed models:\n" + "\n".join(rows),
+        f"{free}; or raise {setting} (PUT _cluster/settings)",
+    )

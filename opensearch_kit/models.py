@@ -1,11 +1,14 @@
-"""The models in ML Commons: list them, undeploy or delete one."""
+"""The models in ML Commons: list them with the indexes that use them, undeploy or delete one (refused while an
+index uses it, unless forced)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opensearchpy import OpenSearch
 
+from opensearch_kit.errors import KitError
+from opensearch_kit.index.usage import model_users
 from opensearch_kit.opensearch.transport import Transport
 
 LISTED = ("model_id", "name", "model_state", "algorithm", "model_format", "model_content_hash_value")
@@ -13,7 +16,7 @@ LISTED = ("model_id", "name", "model_state", "algorithm", "model_format", "model
 
 @dataclass
 class ModelList:
-    """Every registered model (not its chunks), newest first."""
+    """Every registered model (not its chunks), newest first, each with `indexes`: those that use it."""
 
     models: list[dict]
 
@@ -23,7 +26,7 @@ class ModelList:
     def summary(self) -> str:
         rows = [
             f"{m['model_id']:<22} {m['model_state'] or '':<18} {m['algorithm'] or '':<18} "
-            f"{m['model_format'] or '':<13} {m['name']}"
+            f"{m['model_format'] or '':<13} {m['name']}  indexes: {', '.join(m['indexes']) or '-'}"
             for m in self.models
         ]
         return "\n".join(rows) or "no models"
@@ -31,34 +34,58 @@ class ModelList:
 
 @dataclass
 class ModelAction:
-    """What was done to a model."""
+    """What was done to a model, and the indexes that used it (forced: they can no longer run it)."""
 
     model_id: str
     action: str  # undeployed | deleted
+    broken: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"model_id": self.model_id, self.action: True}
+        record: dict = {"model_id": self.model_id, self.action: True}
+        if self.broken:
+            record["broken_indexes"] = self.broken
+        return record
 
     def summary(self) -> str:
-        return f"{self.action} {self.model_id}"
+        line = f"{self.action} {self.model_id}"
+        if self.broken:
+            line += f"; ingest and neural search on {', '.join(self.broken)} now fail until the model is back"
+        return line
 
 
 def list_models(cluster: Transport | OpenSearch) -> ModelList:
-    found = Transport.of(cluster).ml.list_models()
-    return ModelList([{k: m.get(k) for k in LISTED} for m in found])
+    transport = Transport.of(cluster)
+    users = model_users(transport)
+    found = transport.ml.list_models()
+    return ModelList([{**{k: m.get(k) for k in LISTED}, "indexes": users.get(m["model_id"], [])} for m in found])
 
 
-def undeploy_model(cluster: Transport | OpenSearch, model_id: str) -> ModelAction:
-    """Unload a model that must exist from every node (it stays registered)."""
-    ml = Transport.of(cluster).ml
-    ml.get(model_id)
-    ml.undeploy(model_id)
-    return ModelAction(model_id, "undeployed")
+def undeploy_model(cluster: Transport | OpenSearch, model_id: str, *, force: bool = False) -> ModelAction:
+    """Unload a model that must exist from every node (it stays registered); refused while an index uses it,
+    unless `force`."""
+    transport = Transport.of(cluster)
+    transport.ml.get(model_id)
+    broken = refuse_in_use(transport, model_id, "undeploy", force)
+    transport.ml.undeploy(model_id)
+    return ModelAction(model_id, "undeployed", broken)
 
 
-def delete_model(cluster: Transport | OpenSearch, model_id: str) -> ModelAction:
-    """Undeploy and delete a model that must exist."""
-    ml = Transport.of(cluster).ml
-    ml.get(model_id)
-    ml.delete(model_id)
-    return ModelAction(model_id, "deleted")
+def delete_model(cluster: Transport | OpenSearch, model_id: str, *, force: bool = False) -> ModelAction:
+    """Undeploy and delete a model that must exist; refused while an index uses it, unless `force`."""
+    transport = Transport.of(cluster)
+    transport.ml.get(model_id)
+    broken = refuse_in_use(transport, model_id, "delete", force)
+    transport.ml.delete(model_id)
+    return ModelAction(model_id, "deleted", broken)
+
+
+def refuse_in_use(transport: Transport, model_id: str, action: str, force: bool) -> list[str]:
+    """The indexes using `model_id`; a KitError naming them unless `force`."""
+    indexes = model_users(transport).get(model_id, [])
+    if indexes and not force:
+        raise KitError(
+            f"model {model_id} is used by index(es) {', '.join(indexes)} (their pipelines or _meta)",
+            f"delete those indexes first (opensearch-kit index delete NAME), or {action} anyway with --force: "
+            "their ingest and neural searches then fail",
+        )
+    return indexes

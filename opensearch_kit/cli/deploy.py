@@ -14,12 +14,12 @@ from opensearch_kit.cli.common import emit, json_option, transport
 @click.argument("source")
 @click.option("--kind", type=click.Choice(KINDS), help="What SOURCE is (required for a model; read from an export).")
 @click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
-@click.option("--name", help="Model name (default: the model folder name).")
+@click.option("--name", help="Model name (default: <source>-<kind>-<format>-<fingerprint[:8]>).")
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where an export goes when SOURCE is a model (default: ./exports/<name>).",
+    help="Where an export goes when SOURCE is a model (default: the export cache, one folder per fingerprint).",
 )
 @click.option("--idf", type=click.Path(exists=True, path_type=Path), help="sparse-tokenizer: idf.json or a corpus.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
@@ -31,7 +31,8 @@ def deploy(ctx, source, kind, fmt, name, out_dir, idf, trust_remote_code, timeou
     """Register, deploy and verify a model in ML Commons; prints its model id.
 
     SOURCE is an exported zip (or its folder) from `opensearch-kit export`, or a model (local path or hub id),
-    which is exported first. An identical model already in the cluster is reused: nothing is uploaded again.
+    which is exported first. A model with the same fingerprint (source files, kind, format, options) already in
+    the cluster is reused: no export, no upload.
     The cluster then predicts sample texts and must return what the original model returns.
     """
     from opensearch_kit.deploy import deploy as run
@@ -52,7 +53,7 @@ def models() -> None:
 @json_option
 @click.pass_context
 def models_list(ctx, as_json) -> None:
-    """Every registered model: id, state, function, format, name."""
+    """Every registered model: id, state, function, format, name and the indexes using it."""
     from opensearch_kit.models import list_models
 
     emit(list_models(transport(ctx)), as_json)
@@ -60,21 +61,23 @@ def models_list(ctx, as_json) -> None:
 
 @models.command("undeploy")
 @click.argument("model_id")
+@click.option("--force", is_flag=True, help="Even when indexes use the model (their neural search then fails).")
 @json_option
 @click.pass_context
-def models_undeploy(ctx, model_id, as_json) -> None:
-    """Unload a model from every node (it stays registered)."""
+def models_undeploy(ctx, model_id, force, as_json) -> None:
+    """Unload a model from every node (it stays registered); refused while an index uses it."""
     from opensearch_kit.models import undeploy_model
 
-    emit(undeploy_model(transport(ctx), model_id), as_json)
+    emit(undeploy_model(transport(ctx), model_id, force=force), as_json)
 
 
 @models.command("delete")
 @click.argument("model_id")
+@click.option("--force", is_flag=True, help="Even when indexes use the model (their neural search then fails).")
 @json_option
 @click.pass_context
-def models_delete(ctx, model_id, as_json) -> None:
-    """Undeploy and delete a model."""
+def models_delete(ctx, model_id, force, as_json) -> None:
+    """Undeploy and delete a model; refused while an index uses it."""
     from opensearch_kit.models import delete_model
 
-    emit(delete_model(transport(ctx), model_id), as_json)
+    emit(delete_model(transport(ctx), model_id, force=force), as_json)

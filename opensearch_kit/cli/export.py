@@ -17,7 +17,7 @@ def model_export_options(command):
             "--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True
         ),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True),
-        click.option("--name", help="Artifact name (default: the model folder name)."),
+        click.option("--name", help="Artifact name (default: <source>-<kind>-<format>-<fingerprint[:8]>)."),
         click.option(
             "--quantize",
             type=click.Choice(["int8"]),
@@ -107,7 +107,7 @@ def export_reranker(model, fmt, out_dir, as_json, **options):
     help="idf.json, or a JSONL / BEIR corpus to compute it from.",
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--name", help="Artifact name (default: <model folder>-tokenizer).")
+@click.option("--name", help="Artifact name (default: <source>-sparse-tokenizer-<fingerprint[:8]>).")
 @json_option
 def export_sparse_tokenizer(model, idf, out_dir, name, as_json):
     """Build the inference-free query side: a SPARSE_TOKENIZE zip with tokenizer.json and idf.json."""

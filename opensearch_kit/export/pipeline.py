@@ -144,8 +144,9 @@ class Exporter:
         return []
 
 
-def run_export(exporter: Exporter, out_dir: Path) -> Artifact:
-    """Export, zip, write the register body and report; a KitError with the figures when parity fails."""
+def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = None) -> Artifact:
+    """Export, zip, write the register body and report (with the export's `fingerprint`, when given); a KitError
+    with the figures when parity fails."""
     options = exporter.options
     options.check()
     fmt = options.format
@@ -205,6 +206,7 @@ def run_export(exporter: Exporter, out_dir: Path) -> Artifact:
         description=f"{exporter.description} exported by opensearch-kit from {exporter.source}",
         report=report,
         model_config=exporter.model_config(),
+        fingerprint=fingerprint,
     )
 
 

@@ -47,7 +47,9 @@ def compute_idf(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 25
     return {token: math.log(n / count) for token, count in df.items()}
 
 
-def export_sparse_tokenizer(model_path: str, out_dir: Path, *, idf: Path, name: str | None = None) -> Artifact:
+def export_sparse_tokenizer(
+    model_path: str, out_dir: Path, *, idf: Path, name: str | None = None, fingerprint: str | None = None
+) -> Artifact:
     """Write a SPARSE_TOKENIZE export: <name>.zip (tokenizer.json + idf.json), its register body and a report whose
     expected weights (each sample text's tokens with their IDF, 1.0 when absent) the in-cluster check compares."""
     from transformers import AutoTokenizer
@@ -95,4 +97,5 @@ def export_sparse_tokenizer(model_path: str, out_dir: Path, *, idf: Path, name: 
         fmt="torchscript",
         description=f"inference-free query tokenizer of {model_path}",
         report=report,
+        fingerprint=fingerprint,
     )

@@ -31,18 +31,13 @@ class LocalEncoding:
     """The local encoders of an index's models, checked against the deployed models."""
 
     def __init__(self, transport: Transport, meta: IndexMeta, sparse_dir: Path | None, dense_dir: Path | None):
+        from opensearch_kit.export.locate import onnx_export_of
         from opensearch_kit.runtime import DenseEncoder, SparseEncoder
 
         if not sparse_dir:
-            raise KitError(
-                "client mode needs the sparse model's local ONNX export",
-                "pass --sparse-encoder DIR (opensearch-kit export sparse MODEL --format onnx --out DIR)",
-            )
+            sparse_dir = onnx_export_of(transport.ml, meta.sparse.model_id, "sparse")
         if meta.dense and not dense_dir:
-            raise KitError(
-                f"index {meta.index} has a dense field: client mode needs the dense model's ONNX export",
-                "pass --dense-encoder DIR (opensearch-kit export dense MODEL --format onnx --out DIR)",
-            )
+            dense_dir = onnx_export_of(transport.ml, meta.dense.model_id, "dense")
         self.transport, self.meta = transport, meta
         self.sparse = SparseEncoder.from_dir(Path(sparse_dir))
         self.dense = DenseEncoder.from_dir(Path(dense_dir)) if meta.dense else None

@@ -57,13 +57,21 @@ class MLCommons:
         except ClusterError as e:
             raise explain(e) from e
 
-    def model_group(self, name: str) -> str:
-        """Id of the model group called `name`, created when missing."""
+    def find_group(self, name: str) -> str | None:
+        """Id of the model group called `name`, if there is one."""
         query = {"query": {"term": {"name.keyword": name}}, "size": 1}
-        hits = self._call(lambda: self.api.search_model_group(body=query), "search model groups")["hits"]["hits"]
-        if hits:
-            return hits[0]["_id"]
-        body = {"name": name, "description": "registered by opensearch-kit"}
+        try:
+            hits = self._call(lambda: self.api.search_model_group(body=query), "search model groups")["hits"]["hits"]
+        except NotFound:
+            return None  # no model group index yet
+        return hits[0]["_id"] if hits else None
+
+    def model_group(self, name: str, description: str = "registered by opensearch-kit") -> str:
+        """Id of the model group called `name`, created when missing."""
+        found = self.find_group(name)
+        if found:
+            return found
+        body = {"name": name, "description": description}
         return self._call(lambda: self.api.register_model_group(body=body), "register model group")["model_group_id"]
 
     def search(self, query: dict, size: int = 1000) -> list[dict]:
@@ -86,6 +94,17 @@ class MLCommons:
             "bool": {"filter": [{"term": {"name.keyword": name}}, {"term": {"model_content_hash_value": content_hash}}]}
         }
         found = self.search(query, size=1)
+        return found[0] if found else None
+
+    def find_fingerprint(self, fingerprint: str) -> dict | None:
+        """The newest reusable model registered from an export with `fingerprint`, if any. Such a model sits in
+        the model group `fingerprint_group(fingerprint)` (ML Commons keeps no other free field of a local sparse
+        model: the last upload_chunk drops the description, and a model_config breaks its deploy)."""
+        group = self.find_group(fingerprint_group(fingerprint))
+        if group is None:
+            return None
+        found = self.search({"term": {"model_group_id": group}}, size=10)
+        found = [m for m in found if m.get("model_state") in REUSABLE_STATES]
         return found[0] if found else None
 
     def list_models(self) -> list[dict]:
@@ -132,7 +151,7 @@ class MLCommons:
                 "function_name": meta["function_name"],
                 **({"model_config": meta["model_config"]} if meta.get("model_config") else {}),
                 "description": meta.get("description", ""),
-                "model_group_id": meta.get("model_group_id") or self.model_group(meta["name"]),
+                "model_group_id": meta.get("model_group_id") or self.group_for(meta),
                 "model_content_hash_value": content_hash,
                 "model_content_size_in_bytes": size,
                 "total_chunks": total_chunks,
@@ -141,6 +160,13 @@ class MLCommons:
             done = set()
         sent = self._upload(model_id, zip_path, total_chunks, chunk_size, done, progress)
         return Registration(model_id, False, bool(done), sent, time.monotonic() - began)
+
+    def group_for(self, meta: dict) -> str:
+        """The model group a registration goes to: its export fingerprint's, else one named after the model."""
+        if meta.get("fingerprint"):
+            fp = meta["fingerprint"]
+            return self.model_group(fingerprint_group(fp), f"opensearch-kit exports with fingerprint {fp}")
+        return self.model_group(meta["name"])
 
     def _upload(
         self, model_id: str, zip_path: Path, total: int, chunk_size: int, done: set[int], progress: bool
@@ -242,6 +268,23 @@ class MLCommons:
             self.transport.call(lambda: self.api.delete_model(model_id=model_id), f"delete {model_id}")
         except NotFound:
             pass
+
+
+def fingerprint_group(fingerprint: str) -> str:
+    """The name of the model group holding the models registered from exports with `fingerprint`."""
+    return f"opensearch-kit-{fingerprint}"
+
+
+def fingerprint_of_group(ml: MLCommons, group_id: str | None) -> str | None:
+    """The export fingerprint a model group stands for (`fingerprint_group`), if it is such a group."""
+    if not group_id:
+        return None
+    try:
+        name = ml.transport.request("GET", f"/_plugins/_ml/model_groups/{group_id}").get("name", "")
+    except NotFound:
+        return None
+    prefix = fingerprint_group("")
+    return name[len(prefix) :] if name.startswith(prefix) else None
 
 
 def deploy_failure(task: dict) -> KitError:

@@ -35,6 +35,10 @@ class IndexConfig:
     dense_model_id: str | None = None
     reranker_model_id: str | None = None
     pipelines: dict[str, str] = field(default_factory=dict)  # role (hybrid, rrf, rerank, two_phase) -> name
+    # chunked indexes: the nested paths holding one vector per chunk, and the field with the chunk texts
+    sparse_nested: str | None = None
+    dense_nested: str | None = None
+    chunks_field: str | None = None
 
     @classmethod
     def from_meta(cls, meta: IndexMeta) -> IndexConfig:
@@ -48,6 +52,9 @@ class IndexConfig:
             dense_model_id=meta.dense.model_id if meta.dense else None,
             reranker_model_id=meta.reranker.model_id if meta.reranker else None,
             pipelines=dict(meta.pipelines),
+            sparse_nested=meta.sparse.nested_path,
+            dense_nested=meta.dense.nested_path if meta.dense else None,
+            chunks_field=meta.fields.chunks if meta.chunking else None,
         )
 
 
@@ -293,14 +300,24 @@ def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth) -
     if signal == "bm25":
         return bm25_clause(text, config, options.title_boost)
     if signal == "sparse":
-        return sparse_clause(text, config, sparse_tokens)
-    return dense_clause(text, config, depth, dense_vector)
+        clause = sparse_clause(text, config, sparse_tokens)
+    else:
+        clause = dense_clause(text, config, depth, dense_vector)
+    path = getattr(config, f"{signal}_nested")
+    return nested_clause(path, clause, signal) if path else clause
+
+
+def nested_clause(path: str, clause: dict, name: str) -> dict:
+    """`clause` on the chunk vectors under `path`: a document scores as its best chunk (score_mode max), and
+    inner_hits `name` returns that chunk's offset (the chunk text is `chunks_field[offset]` of the _source)."""
+    inner = {"name": name, "size": 1, "_source": False}
+    return {"nested": {"path": path, "query": clause, "score_mode": "max", "inner_hits": inner}}
 
 
 def _source(options: QueryOptions, config: IndexConfig) -> dict | bool:
     fields = options.source
     if fields is None:
-        fields = tuple(f for f in (config.title_field, config.text_field) if f)
+        fields = tuple(f for f in (config.title_field, config.text_field, config.chunks_field) if f)
     return {"includes": list(fields)} if fields else False
 
 

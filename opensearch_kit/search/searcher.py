@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -36,9 +36,23 @@ class Hit:
     score: float
     source: dict
     signals: dict[str, float] | None = None
+    chunk: Chunk | None = None  # chunked index: the best-matching chunk of a sparse / dense match
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "score": self.score, "source": self.source, "signals": self.signals}
+        record = {"id": self.id, "score": self.score, "source": self.source, "signals": self.signals}
+        if self.chunk:
+            record["chunk"] = asdict(self.chunk)
+        return record
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A document's best chunk for one signal: its position in the chunk list, its text and its score."""
+
+    signal: str
+    offset: int
+    text: str
+    score: float
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,9 @@ class SearchResult:
             snippet = " | ".join(str(hit.source[f]) for f in dict.fromkeys(shown) if f in hit.source)
             signals = "  " + " ".join(f"{s}={v:.4g}" for s, v in hit.signals.items()) if hit.signals else ""
             lines.append(f"{rank:>3}. {hit.score:9.4f}  {hit.id}{signals}  {snippet[:80]}")
+            if hit.chunk:
+                c = hit.chunk
+                lines.append(f"       best {c.signal} chunk #{c.offset} ({c.score:.4g}): {c.text[:80]}")
         return "\n".join(lines)
 
 
@@ -128,7 +145,10 @@ class Searcher:
 
     def uses_local(self, signal: str) -> bool:
         """Whether `signal` (sparse or dense) is encoded here rather than by an in-cluster model."""
-        has_model = bool(getattr(self.config, f"{signal}_model_id"))
+        model_id = getattr(self.config, f"{signal}_model_id")
+        has_model = bool(model_id)
+        if self.encoding == "local" and has_model and self.encoders[signal] is None:
+            self.encoders[signal] = self.located_encoder(signal, model_id)
         has_local = self.encoders[signal] is not None
         if self.encoding == "local" or (self.encoding == "auto" and not has_model):
             if not has_local:
@@ -144,6 +164,13 @@ class Searcher:
                 f"use --encoding local with --{signal}-encoder DIR",
             )
         return False
+
+    def located_encoder(self, signal: str, model_id: str):
+        """The local query encoder of the index's `signal` model, from its ONNX export found by fingerprint."""
+        from opensearch_kit.export.locate import onnx_export_of
+
+        export = onnx_export_of(self.transport.ml, model_id, signal)
+        return (local_sparse_encoder if signal == "sparse" else local_dense_encoder)(export)
 
     def build(self, text: str, options: QueryOptions) -> SearchRequest:
         """The request for `text`, with query vectors encoded locally where this searcher does so."""
@@ -171,12 +198,26 @@ class Searcher:
             e.fix = "deploy the model again and recreate the index, or search in bm25 mode"
             raise
         latency_ms = (time.perf_counter() - began) * 1000
-        hits = [_hit(h, request.signals) for h in response["hits"]["hits"][: request.k]]
+        hits = [_hit(h, request.signals, self.config.chunks_field) for h in response["hits"]["hits"][: request.k]]
         return SearchResult(self.index, options, self.config, hits, latency_ms, int(response.get("took", 0)), request)
 
 
-def _hit(raw: dict, signals: tuple[str, ...]) -> Hit:
-    return Hit(raw["_id"], float(raw["_score"]), raw.get("_source") or {}, _signal_scores(raw, signals))
+def _hit(raw: dict, signals: tuple[str, ...], chunks_field: str | None) -> Hit:
+    source = dict(raw.get("_source") or {})
+    chunks = source.pop(chunks_field, None) if chunks_field else None
+    return Hit(raw["_id"], float(raw["_score"]), source, _signal_scores(raw, signals), _best_chunk(raw, chunks))
+
+
+def _best_chunk(raw: dict, chunks: list[str] | None) -> Chunk | None:
+    """The first signal's (sparse, then dense) inner hit: the best chunk of the nested match."""
+    inner = raw.get("inner_hits") or {}
+    for signal in ("sparse", "dense"):
+        found = ((inner.get(signal) or {}).get("hits") or {}).get("hits") or []
+        if found:
+            offset = int(found[0]["_nested"]["offset"])
+            text = chunks[offset] if chunks and offset < len(chunks) else ""
+            return Chunk(signal, offset, text, float(found[0].get("_score") or 0.0))
+    return None
 
 
 def _signal_scores(raw: dict, signals: tuple[str, ...]) -> dict[str, float] | None:
