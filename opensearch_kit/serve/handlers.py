@@ -109,9 +109,10 @@ def openai_embeddings(name: str, vectors: list[list[float]]) -> dict:
 
 
 def cohere_rerank(scores: list[float], top_n: int | None) -> dict:
-    """{results: [{index, relevance_score}]}, best first, the top `top_n`."""
+    """{results: [{index, relevance_score}]}, best first, the top `top_n`. Scores are float32 rounded to 7
+    decimals: ML Commons' JSON path reads longer decimals as BigDecimal, which its Cohere post-process rejects."""
     order = sorted(range(len(scores)), key=lambda i: -scores[i])[: top_n or len(scores)]
-    return {"results": [{"index": i, "relevance_score": float(scores[i])} for i in order]}
+    return {"results": [{"index": i, "relevance_score": round(float(scores[i]), 7)} for i in order]}
 
 
 def tei_rerank(scores: list[float]) -> list[dict]:
