@@ -80,7 +80,7 @@ def start_node(
         address = f"127.0.0.1:{port}"
     log = Path(f"{temp_dir}.log")
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=node_env())
     node = RayHead(address, proc.pid, temp_dir, head=head_address is None)
     deadline = time.monotonic() + timeout
     while "Ray runtime started" not in log.read_text():
@@ -89,6 +89,14 @@ def start_node(
             raise KitError(f"ray start failed:\n{log.read_text()[-2000:]}", "see the log above; is the port free?")
         time.sleep(0.5)
     return node
+
+
+def node_env() -> dict[str, str]:
+    """The node's environment: Ray's memory monitor off unless asked for. It kills workers (the Serve controller
+    first) when the *machine* is above 95% memory, even when others use it: on a shared host that ends a server
+    that itself uses little; the OS's OOM killer still guards the machine. RAY_memory_monitor_refresh_ms set in the
+    environment wins."""
+    return {"RAY_memory_monitor_refresh_ms": "0", **os.environ}
 
 
 def session_pids(leader: int) -> list[int]:
