@@ -155,7 +155,7 @@ def _run_wave(rows, ledger, conn, index, sparse_dir, dense_dir, workers, gpus, b
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
         num_gpus=gpus or None,
-        max_restarts=-1,
+        max_restarts=-1,  # a lost actor is restarted and its batch retried (Ray 2.60: only via ray_remote_args)
         max_task_retries=-1,
     )  # fmt: skip
     for out in dataset.iter_rows():
