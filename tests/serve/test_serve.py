@@ -100,3 +100,14 @@ def test_bad_input_gets_a_4xx_with_the_reason(server, route, body, status, reaso
 
 def test_a_body_that_is_not_json_is_a_400(server):
     assert "not JSON" in post(f"{server.url}/v1/sparse", b"{nope", expect=400)["error"]["message"]
+
+
+def test_serve_status_command_reports_the_running_server(server):
+    from click.testing import CliRunner
+
+    from opensearch_kit.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "status", "--port", str(server.port), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["url"] == server.url and record["health"]["status"] == "ok"
