@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(TORCH_FROM_SHARED),$(BIN)/pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0+cpu)
-	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[export,dev]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[export,ray,dev]'
 	touch $@
 
 demo: setup

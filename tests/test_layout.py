@@ -88,8 +88,8 @@ def test_the_search_client_imports_no_torch():
         "import sys\n"
         "import opensearch_kit.cli, opensearch_kit.search, opensearch_kit.index, opensearch_kit.ingest\n"
         "import opensearch_kit.deploy, opensearch_kit.verify, opensearch_kit.runtime, opensearch_kit.evaluate\n"
-        "import opensearch_kit.export, opensearch_kit.demo, opensearch_kit.models\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'onnx') if m in sys.modules)\n"
+        "import opensearch_kit.export, opensearch_kit.demo, opensearch_kit.models, opensearch_kit.serve\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'onnx', 'ray') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -102,6 +102,7 @@ LAYERS = [
     {"cluster"},
     {"opensearch"},
     {"runtime"},
+    {"serve"},
     {"verify"},
     {"export"},
     {"index"},
@@ -109,7 +110,7 @@ LAYERS = [
     {"search"},
     {"evaluate"},
     {"tune"},
-    {"models", "deploy"},
+    {"models", "deploy", "remote"},
     {"demo"},
     {"cli"},
 ]

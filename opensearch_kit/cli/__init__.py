@@ -16,6 +16,7 @@ from opensearch_kit.cli.export import export
 from opensearch_kit.cli.index import index_group
 from opensearch_kit.cli.ingest import ingest
 from opensearch_kit.cli.search import evaluate, search
+from opensearch_kit.cli.serve import serve
 from opensearch_kit.cli.tune import tune
 from opensearch_kit.errors import KitError
 
@@ -29,7 +30,7 @@ def main(ctx: click.Context, verbose: bool, **connection) -> None:
     ctx.obj = make_connection(**connection)
 
 
-for command in (cluster, demo, export, deploy, models, index_group, ingest, search, evaluate, tune):
+for command in (cluster, demo, export, deploy, models, index_group, ingest, search, evaluate, tune, serve):
     main.add_command(command)
 
 

@@ -42,10 +42,29 @@ from opensearch_kit.cli.common import emit, json_option, transport
 )
 @click.option("--resume", is_flag=True, help="Skip documents the index already holds (after a crash or kill).")
 @click.option("--limit", type=click.IntRange(1), help="Read only the first N lines.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: encode (local ONNX encoders) and bulk-write on a Ray Data actor pool of --workers actors.",
+)
+@click.option("--ray-address", help="--engine ray: the Ray cluster (default: a local head for the run).")
+@click.option("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per encoding actor.")
 @json_option
 @click.pass_context
-def ingest(ctx, index, source, title_field, as_json, **options):
+def ingest(ctx, index, source, title_field, engine, ray_address, gpus_per_worker, as_json, **options):
     """Index SOURCE (a JSONL file or BEIR directory) into INDEX; bad lines are reported, never fatal."""
+    if engine == "ray":
+        from opensearch_kit.ingest.ray_engine import ingest_ray
+
+        if options.pop("mode") != "client" or not options["sparse_encoder"]:
+            raise click.UsageError("--engine ray encodes locally: pass --mode client and --sparse-encoder DIR")
+        report = ingest_ray(
+            ctx.obj, index, source, title_field=title_field or None, progress=not as_json, ray_address=ray_address,
+            gpus_per_worker=gpus_per_worker, **options,
+        )  # fmt: skip
+        return emit(report, as_json)
     from opensearch_kit.ingest import ingest as run
 
     report = run(transport(ctx), index, source, title_field=title_field or None, progress=not as_json, **options)

@@ -41,6 +41,9 @@ ML_SETTINGS = {
     "plugins.ml_commons.native_memory_threshold": 100,
     "plugins.ml_commons.jvm_heap_memory_threshold": 95,
     "plugins.ml_commons.disk_free_space_threshold": "1gb",
+    # remote models served on this machine (opensearch-kit serve, vLLM, TEI): loopback connector endpoints
+    "plugins.ml_commons.trusted_connector_endpoints_regex": [r"^https?://(127\.0\.0\.1|localhost)(:[0-9]+)?(/.*)?$"],
+    "plugins.ml_commons.connector.private_ip_enabled": True,
     "cluster.routing.allocation.disk.watermark.low": "97%",
     "cluster.routing.allocation.disk.watermark.high": "98%",
     "cluster.routing.allocation.disk.watermark.flood_stage": "99%",

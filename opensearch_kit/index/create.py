@@ -21,7 +21,7 @@ from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta,
 from opensearch_kit.index.options import Chunking, Prune, check_weights
 from opensearch_kit.index.templates import load
 from opensearch_kit.opensearch.info import cluster_version, installed_plugins
-from opensearch_kit.opensearch.ml import SERVING
+from opensearch_kit.opensearch.ml import SERVING, model_function
 from opensearch_kit.opensearch.transport import Transport
 
 SPARSE_TYPES = ("rank_features", "sparse_vector")
@@ -62,7 +62,7 @@ def check_model(transport: Transport, model_id: str, kind: str) -> dict:
         e.message = f"no model with id {model_id!r} in ML Commons"
         e.fix = "list the models' ids with: opensearch-kit models list"
         raise
-    name, state, algorithm = model.get("name", "?"), model.get("model_state"), model.get("algorithm")
+    name, state, algorithm = model.get("name", "?"), model.get("model_state"), model_function(model)
     if algorithm != want:
         raise KitError(
             f"model {model_id} ({name}) is a {algorithm} model, not {want} as the {kind} model must be",

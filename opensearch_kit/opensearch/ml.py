@@ -242,8 +242,18 @@ class MLCommons:
         self.wait_task(task["task_id"], timeout)
         return True
 
-    def predict(self, model_id: str, body: dict) -> dict:
-        return self._call(lambda: self.api.predict_model(model_id=model_id, body=body), f"predict {model_id}", True)
+    def register_remote(self, body: dict) -> str:
+        """Register a model on a connector (function_name "remote"); its id."""
+        return self._call(lambda: self.api.register_model(body=body), "register remote model")["model_id"]
+
+    def predict(self, model_id: str, body: dict, function: str | None = None) -> dict:
+        """_predict; `function` (text_embedding, sparse_encoding, ...) says how to read `body`, which a remote
+        model needs (without it ML Commons reads a remote model's body as connector parameters)."""
+        if function:
+            call = lambda: self.api.predict(algorithm_name=function, model_id=model_id, body=body)  # noqa: E731
+        else:
+            call = lambda: self.api.predict_model(model_id=model_id, body=body)  # noqa: E731
+        return self._call(call, f"predict {model_id}", True)
 
     def get(self, model_id: str) -> dict:
         """The model's record; ModelNotFound when ML Commons has none with this id."""
@@ -307,4 +317,16 @@ def explain(e: ClusterError) -> ClusterError:
         e.fix = "add a node with the ml role, or set plugins.ml_commons.only_run_on_ml_node: false"
     elif "circuit" in text or "memory" in text or "disk" in text:
         e.fix = BREAKER_FIX
+    elif "trusted connector endpoint" in text:
+        e.fix = "add the server's URL to plugins.ml_commons.trusted_connector_endpoints_regex (or --allow-endpoint)"
+    elif "private ip" in text:
+        e.fix = "set plugins.ml_commons.connector.private_ip_enabled: true (or --allow-endpoint)"
     return e
+
+
+def model_function(model: dict) -> str | None:
+    """What a model computes: its algorithm, or for a remote model (algorithm REMOTE) its model_config.model_type."""
+    algorithm = model.get("algorithm")
+    if algorithm == "REMOTE":
+        return ((model.get("model_config") or {}).get("model_type") or "").upper() or None
+    return algorithm

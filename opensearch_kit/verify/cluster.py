@@ -14,26 +14,29 @@ from opensearch_kit.verify.samples import PROBE
 LOCAL_MIN_COSINE = 0.99  # a local dense encoder of another model scores near 0; reduced-precision exports stay above
 
 
-def cluster_sparse_weights(ml: MLCommons, model_id: str, texts: list[str]) -> list[dict[str, float]]:
-    """{token: weight} per text from a SPARSE_ENCODING / SPARSE_TOKENIZE model's _predict."""
-    results = ml.predict(model_id, {"text_docs": texts})["inference_results"]
-    return [r["output"][0]["dataAsMap"]["response"][0] for r in results]
+def cluster_sparse_weights(
+    ml: MLCommons, model_id: str, texts: list[str], function: str = "sparse_encoding"
+) -> list[dict[str, float]]:
+    """{token: weight} per text from a SPARSE_ENCODING / SPARSE_TOKENIZE model's _predict (local or remote: the
+    responses of every result, in order)."""
+    results = ml.predict(model_id, {"text_docs": texts}, function)["inference_results"]
+    return [w for r in results for o in r["output"] for w in o["dataAsMap"]["response"]]
 
 
 def cluster_embeddings(ml: MLCommons, model_id: str, texts: list[str], content_type: str | None = None) -> list:
     """sentence_embedding per text from a TEXT_EMBEDDING model's _predict (`content_type` query / passage for
-    models registered with a prefix)."""
+    models registered with a prefix). Local models answer one result per text, remote ones one per batch."""
     body: dict = {"text_docs": texts, "return_number": True, "target_response": ["sentence_embedding"]}
     if content_type:
         body["parameters"] = {"content_type": content_type}
-    results = ml.predict(model_id, body)["inference_results"]
-    return [r["output"][0]["data"] for r in results]
+    results = ml.predict(model_id, body, "text_embedding")["inference_results"]
+    return [o["data"] for r in results for o in r["output"]]
 
 
 def cluster_scores(ml: MLCommons, model_id: str, query: str, docs: list[str]) -> list[float]:
     """One score per document from a TEXT_SIMILARITY model's _predict."""
-    results = ml.predict(model_id, {"query_text": query, "text_docs": docs})["inference_results"]
-    return [r["output"][0]["data"][0] for r in results]
+    results = ml.predict(model_id, {"query_text": query, "text_docs": docs}, "text_similarity")["inference_results"]
+    return [o["data"][0] for r in results for o in r["output"]]
 
 
 def check_in_cluster(ml: MLCommons, model_id: str, artifact: Artifact) -> dict:
@@ -48,7 +51,8 @@ def check_in_cluster(ml: MLCommons, model_id: str, artifact: Artifact) -> dict:
 def _sparse(ml: MLCommons, model_id: str, report: dict) -> dict:
     """Same non-zero tokens, weights within the report's bound (1e-3 for fp32)."""
     expected = report["expected"]
-    got = cluster_sparse_weights(ml, model_id, expected["texts"])
+    function = "sparse_tokenize" if report["kind"] == "sparse-tokenizer" else "sparse_encoding"
+    got = cluster_sparse_weights(ml, model_id, expected["texts"], function)
     return compare_token_weights(got, expected["weights"], report["cluster_bounds"]["max_abs_diff"])
 
 
