@@ -55,8 +55,8 @@ class ModelAction:
 
 def list_models(cluster: Transport | OpenSearch) -> ModelList:
     transport = Transport.of(cluster)
-    users = model_users(transport)
     found = transport.ml.list_models()
+    users = model_users(transport)
     return ModelList([{**{k: m.get(k) for k in LISTED}, "indexes": users.get(m["model_id"], [])} for m in found])
 
 
