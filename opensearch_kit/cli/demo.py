@@ -11,7 +11,11 @@ from opensearch_kit.cli.common import emit, json_option
 
 @click.command()
 @click.option("--sparse-model", help="Sparse encoder (local path or hub id); default: the tiny SPLADE from PyPI.")
-@click.option("--dense-model", help="Dense embedder (local path or hub id); default: all-MiniLM-L6-v2 from PyPI.")
+@click.option(
+    "--dense-model",
+    help="Dense embedder (local path, hub id, or multilingual-e5-small: Korean + English, rebuilt from PyPI wheels); "
+    "default: all-MiniLM-L6-v2 from PyPI.",
+)
 @click.option("--reranker", help="Optional reranker (local path or hub id); adds hybrid+rerank.")
 @click.option(
     "--work-dir",

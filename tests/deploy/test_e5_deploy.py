@@ -57,3 +57,11 @@ def test_e5_in_cluster_equals_sentence_transformers(ml, e5, e5_reference, tmp_pa
         assert cosines(e5_reference[0], queries).min() >= 0.9999
         assert cosines(e5_reference[1], passages).min() >= 0.9999
         assert check_in_cluster(ml, model_id, export)["ok"]
+
+
+def test_the_demo_takes_e5_by_name(e5):
+    from opensearch_kit.demo import DemoModels
+
+    chosen = DemoModels(dense="multilingual-e5-small").resolve()
+    assert chosen["dense"] == (e5, "demo-dense-multilingual-e5-small")
+    assert chosen["sparse"][1] == "demo-sparse-tiny-splade"
