@@ -191,9 +191,11 @@ def sparse_clause(text: str, config: IndexConfig, tokens: Mapping[str, float] | 
     if not config.sparse_field:
         raise KitError("the index has no sparse field", "index with a sparse encoder, or search in bm25/dense mode")
     if tokens is not None:
-        if not tokens:
+        # neural_sparse refuses a weight outside (0, 64]; a zero weight (an IDF of 0, a pruned token) adds nothing
+        weights = {t: float(w) for t, w in tokens.items() if w > 0}
+        if not weights:
             raise KitError(f"the sparse encoder gave no tokens for {text!r}", "check the query text and the encoder")
-        return {"neural_sparse": {config.sparse_field: {"query_tokens": {t: float(w) for t, w in tokens.items()}}}}
+        return {"neural_sparse": {config.sparse_field: {"query_tokens": weights}}}
     if not config.sparse_model_id:
         raise KitError(
             "sparse search needs query tokens or an in-cluster model and the index has no sparse_model_id",

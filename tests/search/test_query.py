@@ -70,6 +70,11 @@ def test_sparse_with_client_tokens_or_in_cluster_model():
     assert local.body["query"] == {"neural_sparse": {"sparse": {"query_tokens": {"sparse": 1.5, "search": 0.25}}}}
     remote = build_search("q", options, CONFIG)
     assert remote.body["query"] == {"neural_sparse": {"sparse": {"query_text": "q", "model_id": "sparse-model"}}}
+    # neural_sparse refuses weight 0 (an IDF of 0): such tokens are left out, and nothing left is an error
+    zero = build_search("q", options, CONFIG, sparse_tokens={"sparse": 1.5, "the": 0.0})
+    assert zero.body["query"] == {"neural_sparse": {"sparse": {"query_tokens": {"sparse": 1.5}}}}
+    with pytest.raises(KitError, match="no tokens"):
+        build_search("q", options, CONFIG, sparse_tokens={"the": 0.0})
 
 
 def test_dense_with_client_vector_or_in_cluster_model():
