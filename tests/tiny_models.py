@@ -268,6 +268,40 @@ def tiny_qwen3_reranker(out_dir: Path) -> Path:
     return _tiny_qwen3(out_dir, "Qwen3ForCausalLM", eos_template=False)
 
 
+# SmolLM2-Instruct's chat template (ChatML, a default system turn, no <think> block).
+SMOLLM2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def tiny_llama_chat_reranker(out_dir: Path) -> Path:
+    """A tiny random LlamaForCausalLM with SmolLM2-Instruct's chat template and single `yes` / `no` tokens: the
+    shape of a chat LLM used as a zero-shot yes/no reranker."""
+    import transformers
+
+    torch.manual_seed(0)
+    tok = qwen_tokenizer()
+    tok.chat_template = SMOLLM2_CHAT_TEMPLATE
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
 def tiny_bert_cross_encoder(out_dir: Path) -> Path:
     """A tiny random BertForSequenceClassification with one label and a [CLS] A [SEP] B [SEP] tokenizer."""
     import transformers

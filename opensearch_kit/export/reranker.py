@@ -6,9 +6,10 @@ The server tokenizes each (query, document) as a pair with the zip's tokenizer.j
 score. Two kinds:
 
 * cross-encoders (`*ForSequenceClassification`, one label): the score is the logit;
-* LLM yes/no rerankers (Qwen3-Reranker: `*ForCausalLM`): score = logit("yes") - logit("no") after the chat
-  prompt. The prompt is baked into tokenizer.json: a `Prepend(" ")` normalizer gives each side the space that
-  follows `<Query>:` / `<Document>:`, and the post-processor wraps the pair as
+* LLM yes/no rerankers (Qwen3-Reranker, or any chat `*ForCausalLM` zero-shot): score = logit("yes") -
+  logit("no") after the chat prompt (Qwen3-Reranker's for Qwen3, else the same turns in the model's own chat
+  template: `yes_no_prompt`). The prompt is baked into tokenizer.json: a `Prepend(" ")` normalizer gives each
+  side the space that follows `<Query>:` / `<Document>:`, and the post-processor wraps the pair as
   `[prompt up to "<Query>:"] query ["\\n<Document>:"] document [end of prompt]`, so the server's pair
   encoding yields the one-string prompt's token ids. One caveat: the two sides are pre-tokenized apart, so when a
   query ends in punctuation or whitespace, byte-level BPE may merge that end with the following newline inside
@@ -31,11 +32,13 @@ from opensearch_kit.verify.compare import compare_scores, score_quality
 from opensearch_kit.verify.samples import RERANK_QUERIES, SAMPLE_TEXTS
 
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-YES_NO_PREFIX = (
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
-    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+YES_NO_SYSTEM = (
+    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
+    'Note that the answer can only be "yes" or "no".'
 )
+YES_NO_PREFIX = f"<|im_start|>system\n{YES_NO_SYSTEM}<|im_end|>\n<|im_start|>user\n"
 YES_NO_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+_USER_TURN = "\x00USER-TURN\x00"
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 TOLERANCE = 1e-3
 # The cluster runs fp16 / int8 graphs with other kernels (libtorch 2.5.1, ONNX Runtime 1.16) than the local
@@ -44,8 +47,27 @@ CLUSTER_TOLERANCE = {"fp32": TOLERANCE, "fp16": 1e-2, "int8": 5e-2}
 
 
 def yes_no_body(query: str, doc: str, instruction: str) -> str:
-    """The user turn of Qwen3-Reranker's prompt, between YES_NO_PREFIX and YES_NO_SUFFIX."""
+    """The user turn of Qwen3-Reranker's prompt, between the prompt's prefix and suffix."""
     return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
+
+
+def yes_no_prompt(tokenizer, model_type: str) -> tuple[str, str]:
+    """(prefix, suffix) around the user turn. Qwen3 models (and tokenizers without a chat template) get
+    Qwen3-Reranker's prompt as its model card writes it, with the empty <think> block; any other chat model
+    gets the same system and user turns rendered by its own chat template, up to the assistant's first token
+    (a Llama / SmolLM2 template has no <think> block, which would only be text to such a model)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if model_type.startswith("qwen3") or not template:
+        return YES_NO_PREFIX, YES_NO_SUFFIX
+    messages = [{"role": "system", "content": YES_NO_SYSTEM}, {"role": "user", "content": _USER_TURN}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if not isinstance(text, str) or text.count(_USER_TURN) != 1:
+        raise KitError(
+            "the model's chat template does not render a system + user turn once",
+            "export a Qwen3-Reranker-style model, or fix the tokenizer's chat_template",
+        )
+    prefix, suffix = text.split(_USER_TURN)
+    return prefix, suffix
 
 
 @dataclass
@@ -59,6 +81,7 @@ class LoadedReranker:
     model_type: str
     instruction: str | None = None
     yes_no_ids: tuple[int, int] | None = None
+    prompt: tuple[str, str] = (YES_NO_PREFIX, YES_NO_SUFFIX)  # yes-no: (prefix, suffix) around the user turn
 
 
 def reranker_kind(model_path: str, config) -> str:
@@ -102,6 +125,7 @@ def load_reranker(
             raise KitError(f"{model_path} has no single `yes` / `no` tokens", "export a Qwen3-Reranker-style model")
         loaded.yes_no_ids = (vocab["yes"], vocab["no"])
         loaded.instruction = instruction or DEFAULT_INSTRUCTION
+        loaded.prompt = yes_no_prompt(tokenizer, config.model_type)
     elif instruction:
         raise KitError("--instruction applies to LLM yes/no rerankers", "drop --instruction for a cross-encoder")
     return loaded
@@ -147,10 +171,11 @@ def server_tokenizer(loaded: LoadedReranker):
     tokenizer = Tokenizer.from_str(loaded.tokenizer.backend_tokenizer.to_str())
     if loaded.kind != "yes-no":
         return tokenizer
+    prefix, suffix = loaded.prompt
     pieces = {
-        "[PROMPT_START]": YES_NO_PREFIX + f"<Instruct>: {loaded.instruction}\n<Query>:",
+        "[PROMPT_START]": prefix + f"<Instruct>: {loaded.instruction}\n<Query>:",
         "[PROMPT_MIDDLE]": "\n<Document>:",
-        "[PROMPT_END]": YES_NO_SUFFIX,
+        "[PROMPT_END]": suffix,
     }
     specials = []
     for piece, text in pieces.items():
@@ -173,10 +198,11 @@ def reference_scores(module: RerankModule, loaded: LoadedReranker, pairs: list[t
     for query, doc in pairs:
         if loaded.kind == "yes-no":
             body = yes_no_body(query, doc, loaded.instruction)
-            ids = tok(YES_NO_PREFIX + body + YES_NO_SUFFIX, add_special_tokens=False)["input_ids"]
+            head, tail = loaded.prompt
+            ids = tok(head + body + tail, add_special_tokens=False)["input_ids"]
             if len(ids) > loaded.max_length:
-                prefix = tok(YES_NO_PREFIX, add_special_tokens=False)["input_ids"]
-                suffix = tok(YES_NO_SUFFIX, add_special_tokens=False)["input_ids"]
+                prefix = tok(head, add_special_tokens=False)["input_ids"]
+                suffix = tok(tail, add_special_tokens=False)["input_ids"]
                 room = loaded.max_length - len(prefix) - len(suffix)
                 ids = (
                     prefix + tok(body, add_special_tokens=False, truncation=True, max_length=room)["input_ids"] + suffix
@@ -249,7 +275,12 @@ class RerankerExporter(Exporter):
         return {"max_abs_diff": CLUSTER_TOLERANCE[variant]}
 
     def details(self) -> dict:
-        return {"reranker": self.loaded.kind, "instruction": self.loaded.instruction}
+        details = {"reranker": self.loaded.kind, "instruction": self.loaded.instruction}
+        if self.loaded.kind == "yes-no":
+            details["prompt"] = (
+                "qwen3-reranker" if self.loaded.prompt == (YES_NO_PREFIX, YES_NO_SUFFIX) else "chat-template"
+            )
+        return details
 
     def model_config(self) -> dict:
         return {

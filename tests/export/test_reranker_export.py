@@ -71,3 +71,35 @@ def test_cli_export_reranker(rerankers, tmp_path):
     assert "find answers" in Tokenizer.from_file(str(tmp_path / "tokenizer.json")).decode(
         Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode("q", "d").ids
     )
+
+
+def test_chat_llm_yes_no_reranker_uses_its_own_chat_template(tmp_path):
+    """A Llama chat model (SmolLM2's template) as a zero-shot yes/no reranker: the prompt is its chat template's
+    system + user turns up to the assistant's first token (no Qwen3 <think> block), in the server's pair
+    encoding as in the scores, which match logit(yes) - logit(no) of the eager model on that prompt."""
+    import torch
+    from tiny_models import tiny_llama_chat_reranker
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from opensearch_kit.export.reranker import DEFAULT_INSTRUCTION, YES_NO_SYSTEM
+
+    model_dir = tiny_llama_chat_reranker(tmp_path / "llama")
+    result = export_reranker(str(model_dir), "onnx", tmp_path / "out", name="llama-rr")
+    assert result.report["parity"]["ok"] and result.report["prompt"] == "chat-template"
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    server = Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.json"))
+    want = []
+    for doc in DOCS:
+        user = f"<Instruct>: {DEFAULT_INSTRUCTION}\n<Query>: {QUERY}\n<Document>: {doc}"
+        messages = [{"role": "system", "content": YES_NO_SYSTEM}, {"role": "user", "content": user}]
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert text.endswith("<|im_end|>\n<|im_start|>assistant\n") and "<think>" not in text
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert server.encode(QUERY, doc).ids == ids, doc
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+        want.append(float(logits[yes] - logits[no]))
+    got = Reranker.from_dir(tmp_path / "out").score(QUERY, DOCS, batch_size=len(DOCS))
+    assert np.abs(np.array(got) - np.array(want)).max() <= 1e-3
