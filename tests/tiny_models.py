@@ -234,25 +234,29 @@ def qwen_tokenizer(eos_template: bool = False):
     )
 
 
-def _tiny_qwen3(out_dir: Path, model_class: str, eos_template: bool) -> Path:
-    """A tiny random Qwen3 `model_class` with a qwen_tokenizer, saved locally."""
-    import transformers
-
-    torch.manual_seed(0)
-    tok = qwen_tokenizer(eos_template)
-    config = transformers.Qwen3Config(
+def tiny_decoder_shape(tok) -> dict:
+    """The config of every tiny random decoder here: 2 layers x 32 wide, grouped-query attention, tied embeddings."""
+    return dict(
         vocab_size=len(tok),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        head_dim=8,
         max_position_embeddings=512,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
         initializer_range=0.2,  # scores and embeddings that differ clearly between texts
     )
+
+
+def _tiny_qwen3(out_dir: Path, model_class: str, eos_template: bool) -> Path:
+    """A tiny random Qwen3 `model_class` with a qwen_tokenizer, saved locally."""
+    import transformers
+
+    torch.manual_seed(0)
+    tok = qwen_tokenizer(eos_template)
+    config = transformers.Qwen3Config(**tiny_decoder_shape(tok), head_dim=8)
     getattr(transformers, model_class)(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
@@ -285,18 +289,7 @@ def tiny_llama_chat_reranker(out_dir: Path) -> Path:
     torch.manual_seed(0)
     tok = qwen_tokenizer()
     tok.chat_template = SMOLLM2_CHAT_TEMPLATE
-    config = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-        initializer_range=0.2,
-    )
+    config = transformers.LlamaConfig(**tiny_decoder_shape(tok))
     transformers.LlamaForCausalLM(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
