@@ -9,7 +9,7 @@ import sys
 import click
 
 from opensearch_kit.cli.cluster import cluster
-from opensearch_kit.cli.common import connection_options, make_connection, quiet, report_error
+from opensearch_kit.cli.common import connection_options, make_connection, quiet, report_error, report_unexpected
 from opensearch_kit.cli.demo import demo
 from opensearch_kit.cli.deploy import deploy, models
 from opensearch_kit.cli.export import export
@@ -35,9 +35,13 @@ for command in (cluster, demo, export, deploy, models, index_group, ingest, sear
 
 
 def run() -> None:
-    """Entry point: turn KitErrors into a clear message and exit code 1."""
+    """Entry point: a KitError becomes its message and fix, any other exception one line (its traceback with
+    --verbose); both exit with code 1."""
     try:
         main(standalone_mode=True)
     except KitError as e:
         report_error(e)
+        sys.exit(1)
+    except Exception as e:  # the CLI edge: anything unforeseen is one line, the traceback with --verbose
+        report_unexpected(e)
         sys.exit(1)

@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -91,9 +93,13 @@ def make_connection(url, user, password, ca_certs, insecure, client_cert, client
     return conn
 
 
+VERBOSE = {"on": False}  # set by `quiet`: whether an unexpected error shows its traceback
+
+
 def quiet(verbose: bool) -> None:
     """Keep third-party deprecation notices, tracer warnings, loading bars and per-request logs away from users
     unless they ask for them; the toolkit's own messages always show."""
+    VERBOSE["on"] = verbose
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return
@@ -134,3 +140,19 @@ def spec_of(parse: Callable[[str], Any]) -> Callable:
 
 def report_error(e: KitError) -> None:
     click.secho(f"error: {e}", fg="red", err=True)
+
+
+def report_unexpected(e: BaseException) -> None:
+    """One line for a failure the toolkit did not foresee (a bug or an unusual environment); the traceback
+    with --verbose."""
+    if VERBOSE["on"]:
+        traceback.print_exception(e)
+        return
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    click.secho(
+        f"error: unexpected {type(e).__name__}{at}: {e}\n  fix: run the same command with --verbose for the details"
+        " (please include them when you report it)",
+        fg="red",
+        err=True,
+    )

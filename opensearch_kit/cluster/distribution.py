@@ -11,11 +11,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from opensearch_kit.cluster.jdk import Jdk
 from opensearch_kit.cluster.maven import MavenArtifact, MavenCache
 from opensearch_kit.errors import KitError
+from opensearch_kit.progress import progress_bar
 
 # The newest 3.x for which core, k-NN, ML Commons, neural-search and job-scheduler are all on Maven Central.
 OPENSEARCH_VERSION = "3.6.0"
@@ -129,7 +128,11 @@ def assemble(install_root: Path, maven: MavenCache, jdk: Jdk) -> Path:
     marker = home / MARKER
     if marker.exists() and json.loads(marker.read_text()) == manifest():
         return home
-    paths = {a: maven.fetch(a) for a in tqdm(ARTIFACTS, desc="artifacts", unit="file", leave=False)}
+    paths = {}
+    with progress_bar(len(ARTIFACTS), desc="artifacts", unit="file") as bar:
+        for artifact in ARTIFACTS:
+            paths[artifact] = maven.fetch(artifact)
+            bar.update()
     staging = install_root / ".assembling"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -139,8 +142,10 @@ def assemble(install_root: Path, maven: MavenCache, jdk: Jdk) -> Path:
     for module in REQUIRED_MODULES:
         if not (built / "modules" / module.name).is_dir():
             install_jar_plugin(built / "modules", module, maven, lucene)
-    for plugin in tqdm(PLUGIN_ZIPS, desc="installing plugins", unit="plugin", leave=False):
-        install_plugin_zip(built, paths[plugin], jdk)
+    with progress_bar(len(PLUGIN_ZIPS), desc="installing plugins", unit="plugin") as bar:
+        for plugin in PLUGIN_ZIPS:
+            install_plugin_zip(built, paths[plugin], jdk)
+            bar.update()
     install_jar_plugin(built / "plugins", NORI, maven, lucene)
     _extract_natives(paths[PYTORCH_NATIVE], paths[PYTORCH_JNI], built / "djl-natives")
     (built / MARKER).write_text(json.dumps(manifest()))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from opensearch_kit.errors import KitError
 from opensearch_kit.files import file_digest
+from opensearch_kit.progress import progress_bar
 
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 MAVEN_REPO_ENV = "OPENSEARCH_KIT_MAVEN_REPO"
@@ -68,7 +68,7 @@ class MavenCache:
         if target.exists() and recorded and file_digest(target, recorded[0]) == recorded[1]:
             return target
         if target.exists():
-            tqdm.write(f"cache entry {target} is corrupt or unverified; downloading it again")
+            print(f"cache entry {target} is corrupt or unverified; downloading it again", file=sys.stderr)
         kind, expected = ("sha256", artifact.sha256) if artifact.sha256 else self._remote_checksum(artifact)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
@@ -113,9 +113,7 @@ class MavenCache:
         try:
             with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:
                 total = int(resp.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=label, disable=not self.progress, leave=False
-                ) as bar:
+                with progress_bar(total, unit="B", unit_scale=True, desc=label, enabled=self.progress) as bar:
                     for block in iter(lambda: resp.read(1 << 20), b""):
                         out.write(block)
                         bar.update(len(block))

@@ -7,13 +7,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opensearchpy import OpenSearch
-from tqdm import tqdm
 
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.chart import write_chart
 from opensearch_kit.evaluate.metrics import METRICS, Run, score_run
 from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.query import IndexConfig, QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 
@@ -105,7 +105,7 @@ def evaluate(
     where = {s: "local" if searcher.uses_local(s) else "cluster" for s in signals if s != "bm25"}
     judged = {qid: qrels[qid] for qid in queries}
     results, runs = {}, {}
-    with tqdm(total=len(plans) * len(queries), desc=f"eval {index}", unit="query", disable=not progress) as bar:
+    with progress_bar(len(plans) * len(queries), desc=f"eval {index}", unit="query", enabled=progress) as bar:
         for options in plans.values():
             run: Run = {}
             latencies = []

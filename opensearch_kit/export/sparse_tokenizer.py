@@ -9,11 +9,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokenizers import Tokenizer
-from tqdm import tqdm
 
 from opensearch_kit.artifact import Artifact, default_name, write_artifact
 from opensearch_kit.beir import corpus_path, iter_jsonl
 from opensearch_kit.errors import KitError
+from opensearch_kit.progress import progress_bar
 from opensearch_kit.verify.samples import SAMPLE_TEXTS
 
 
@@ -35,13 +35,15 @@ def compute_idf(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 25
         for enc in tokenizer.encode_batch(batch):
             df.update({tokenizer.decode([i], skip_special_tokens=True) for i in set(enc.ids)} - {""})
 
-    for text in tqdm(texts, desc="idf", unit="doc", leave=False):
-        batch.append(text)
-        n += 1
-        if len(batch) == batch_size:
-            flush()
-            batch = []
-    flush()
+    with progress_bar(desc="idf", unit="doc") as bar:
+        for text in texts:
+            batch.append(text)
+            n += 1
+            bar.update()
+            if len(batch) == batch_size:
+                flush()
+                batch = []
+        flush()
     if n == 0:
         raise KitError("the corpus has no text", "check --text-field / the corpus format")
     return {token: math.log(n / count) for token, count in df.items()}

@@ -10,8 +10,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
 from opensearch_kit.errors import KitError
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.ingest.bulk import BulkSender, indexed_lines
@@ -20,6 +18,7 @@ from opensearch_kit.ingest.encode import LocalEncoding
 from opensearch_kit.ingest.report import IngestReport, Ledger
 from opensearch_kit.ingest.run import _Run
 from opensearch_kit.opensearch.connection import Connection
+from opensearch_kit.progress import progress_bar
 
 
 class _Outcomes:
@@ -102,7 +101,7 @@ def ingest_ray(
         ray.data.DataContext.get_current().enable_progress_bars = False
         with (
             failure_path.open("w", encoding="utf-8") as failures,
-            tqdm(total=corpus.count(), unit="doc", desc=f"ingest {index} (ray)", disable=not progress) as bar,
+            progress_bar(corpus.count(), unit="doc", desc=f"ingest {index} (ray)", enabled=progress) as bar,
         ):
             ledger = Ledger(report, failures, bar)
             waves: list[list[dict]] = []  # a document's wave: how many earlier lines had its id (the last wins)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
-from tqdm import tqdm
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.index.meta import IndexMeta
@@ -24,6 +23,7 @@ from opensearch_kit.ingest.corpus import Corpus, Doc, Rejected
 from opensearch_kit.ingest.encode import LocalEncoding, check_pipeline_models, length_tokenizer
 from opensearch_kit.ingest.report import IngestReport, Ledger
 from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.progress import progress_bar
 
 MODES = ("pipeline", "client")
 MAX_BULK_BYTES = 10 * 1024 * 1024
@@ -79,7 +79,7 @@ def ingest(
     failure_path = Path(failure_file or f"{index}.failures.jsonl")
     with (
         failure_path.open("w", encoding="utf-8") as failures,
-        tqdm(total=corpus.count(), unit="doc", desc=f"ingest {index} ({mode})", disable=not progress) as bar,
+        progress_bar(corpus.count(), unit="doc", desc=f"ingest {index} ({mode})", enabled=progress) as bar,
     ):
         ledger = Ledger(report, failures, bar)
         pipeline = meta.pipelines["ingest"] if mode == "pipeline" else "_none"

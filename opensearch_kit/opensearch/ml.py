@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.files import file_digest
+from opensearch_kit.progress import progress_bar
 
 if TYPE_CHECKING:
     from opensearch_kit.opensearch.transport import Transport
@@ -177,13 +176,8 @@ class MLCommons:
         try:
             with (
                 zip_path.open("rb") as f,
-                tqdm(
-                    total=zip_path.stat().st_size,
-                    unit="B",
-                    unit_scale=True,
-                    disable=not progress,
-                    desc=f"upload {zip_path.name}",
-                    leave=False,
+                progress_bar(
+                    zip_path.stat().st_size, unit="B", unit_scale=True, enabled=progress, desc=f"upload {zip_path.name}"
                 ) as bar,
             ):
                 for n in range(total):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from opensearchpy import OpenSearch
-from tqdm import tqdm
 
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.errors import KitError
@@ -22,6 +21,7 @@ from opensearch_kit.evaluate.metrics import Run, score_run
 from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.query import QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 from opensearch_kit.tune.fusion import F32, FusionPoint, QueryHits, fused_run
@@ -161,7 +161,7 @@ def fetch_hits(
     with the sub-queries the hybrid query would send."""
     shards = shard_count(searcher.transport, searcher.index)
     out = {}
-    with tqdm(total=len(queries), desc=f"fetch {searcher.index}", unit="query", disable=not progress) as bar:
+    with progress_bar(len(queries), desc=f"fetch {searcher.index}", unit="query", enabled=progress) as bar:
         for qid, text in queries.items():
             lists = [[] for _ in range(shards)]
             for signal in signals:

@@ -1,0 +1,48 @@
+"""The CLI edge: an exception the toolkit did not foresee is one line naming it and --verbose, never a
+traceback; with --verbose the traceback is shown. Progress without a terminal is whole lines, no frames."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FORCED = """
+import opensearch_kit.opensearch.info as info
+def boom(transport):
+    raise ZeroDivisionError("forced for the test")
+info.cluster_status = boom
+from opensearch_kit.cli import run
+run()
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", FORCED, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_an_unexpected_exception_is_one_line_without_verbose():
+    out = _cli("cluster", "status")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert lines[0].startswith("error: unexpected ZeroDivisionError") and "forced for the test" in lines[0]
+    assert "--verbose" in out.stderr and len(lines) == 2
+
+
+def test_verbose_shows_the_traceback():
+    out = _cli("--verbose", "cluster", "status")
+    assert out.returncode == 1
+    assert "Traceback (most recent call last)" in out.stderr and "ZeroDivisionError: forced for the test" in out.stderr
+
+
+def test_progress_without_a_terminal_writes_whole_lines():
+    code = (
+        "from opensearch_kit.progress import progress_bar\n"
+        "with progress_bar(1000, desc='work', unit='doc') as bar:\n"
+        "    for _ in range(1000): bar.update()\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stderr
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("work:   0%") and lines[-1].startswith("work: 100% 1000/1000")
+    assert len(lines) == 11  # the start and each further tenth
