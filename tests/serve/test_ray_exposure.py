@@ -219,7 +219,7 @@ def test_ingest_engine_ray_keeps_its_head_private_and_leaves_nothing(conn, deplo
     index = fresh("ray-exposure")
     create_index(conn.transport(), index, model_id)
     source = tmp_path / "corpus.jsonl"
-    source.write_text("\n".join((SCIFACT / "corpus.jsonl").read_text().splitlines()[:300]) + "\n{bad\n")
+    source.write_text("\n".join((SCIFACT / "corpus.jsonl").read_text().splitlines()[:120]) + "\n{bad\n")
     failures = tmp_path / "failures.jsonl"
 
     run = IngestRun(conn, index, source, export_dir, failures)
@@ -233,7 +233,7 @@ def test_ingest_engine_ray_keeps_its_head_private_and_leaves_nothing(conn, deplo
     finally:
         code, out, err = run.finish()
     assert code == 0, err
-    assert json.loads(out)["indexed"] == 300 and failures.exists()
+    assert json.loads(out)["indexed"] == 120 and failures.exists()
     assert_gone(pids)
     assert_token_hidden(run.token, [out, err], [], [Path(run.temp_dir), Path(f"{run.temp_dir}.log"), failures])
 
