@@ -24,12 +24,17 @@ BAD = ["{not json", json.dumps({"_id": "no-text"}), json.dumps({"_id": "blank", 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A head and a second node joining it: (head, worker)."""
-    head = start_node(cpus=1)
+    """A head (not on loopback only, as other nodes join it; token authentication on) and a second node joining
+    it: (head, worker). The driver joins it as a user joins a secured cluster: RAY_AUTH_MODE=token and
+    RAY_AUTH_TOKEN_PATH in the environment."""
+    head = start_node(cpus=1, loopback=False)
     try:
-        worker = start_node(head_address=head.address, cpus=1)
+        worker = start_node(head_address=head.address, token_file=head.token_file, cpus=1)
         try:
-            yield head, worker
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("RAY_AUTH_MODE", "token")
+                env.setenv("RAY_AUTH_TOKEN_PATH", head.token_file)
+                yield head, worker
         finally:
             worker.stop()
     finally:
