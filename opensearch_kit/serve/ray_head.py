@@ -171,7 +171,16 @@ def connect(address: str, head: RayHead | None = None, **init_options) -> None:
         _undo.append(functools.partial(setattr, ray_constants, "ENABLE_RAY_CLUSTER", ray_constants.ENABLE_RAY_CLUSTER))
         ray_constants.ENABLE_RAY_CLUSTER = False
     _reload_ray_auth()
-    ray.init(address=address, logging_level="ERROR", log_to_driver=False, **init_options)
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False, **init_options)
+    except Exception as e:
+        if not _refused_for_auth(e):
+            raise
+        raise KitError(
+            f"the Ray cluster at {address} refused the connection: its authentication token is missing or wrong",
+            "export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH=FILE (a file holding the cluster's token; or "
+            "RAY_AUTH_TOKEN, or ~/.ray/auth_token), then retry",
+        ) from e
 
 
 def disconnect() -> None:
@@ -182,6 +191,18 @@ def disconnect() -> None:
     while _undo:
         _undo.pop()()
     _reload_ray_auth()
+
+
+def _refused_for_auth(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, is Ray's AuthenticationError (ray.init wraps it in errors that
+    keep only its text)."""
+    from ray.exceptions import AuthenticationError
+
+    while error is not None:
+        if isinstance(error, AuthenticationError) or "InvalidAuthToken" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _reload_ray_auth() -> None:
