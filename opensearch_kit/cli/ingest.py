@@ -49,7 +49,11 @@ from opensearch_kit.cli.common import emit, json_option, transport
     show_default=True,
     help="ray: encode (local ONNX encoders) and bulk-write on a Ray Data actor pool of --workers actors.",
 )
-@click.option("--ray-address", help="--engine ray: the Ray cluster (default: a local head for the run).")
+@click.option(
+    "--ray-address",
+    help="--engine ray: the Ray cluster, with its RAY_AUTH_* settings from the environment (default: a local head "
+    "for the run, on loopback with token authentication).",
+)
 @click.option("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per encoding actor.")
 @json_option
 @click.pass_context
