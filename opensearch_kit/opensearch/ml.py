@@ -192,6 +192,11 @@ class MLCommons:
                         )
                         sent += len(chunk)
                     bar.update(len(chunk))
+        except ModelNotFound as e:
+            raise KitError(
+                f"model {model_id} was deleted while uploading {zip_path.name} (chunk {n + 1}/{total} refused)",
+                "run the same command again to register and upload it anew",
+            ) from e
         except BaseException as e:
             error = self._abandon(model_id, f"upload of {zip_path.name} failed at chunk {n + 1}/{total}", e)
             if error is None:
