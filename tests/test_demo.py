@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from opensearch_kit.cli import main
 from opensearch_kit.cluster import LocalCluster
+from opensearch_kit.cluster.local import HOME_ENV, default_home
 
 NOISE = re.compile(r"warning|deprecat|loading weights|advisory|please consider", re.I)
 CLI = [sys.executable, "-c", "from opensearch_kit.cli import run; run()"]
@@ -21,6 +23,10 @@ CLI = [sys.executable, "-c", "from opensearch_kit.cli import run; run()"]
 def restart_node(url: str) -> None:
     """`cluster stop` + `cluster start` of the session's local node, with the heap it had; back when healthy."""
     local = LocalCluster.for_url(url)
+    if not local.running_pids():  # a node reused through OPENSEARCH_KIT_TEST_URL lives in the user's home
+        with pytest.MonkeyPatch.context() as env:
+            env.delenv(HOME_ENV, raising=False)
+            local = LocalCluster.for_url(url, home=default_home())
     assert local.running_pids(), f"the restart test needs the kit's local node at {url}"
     options = (local.node_dir(0) / "config" / "jvm.options").read_text()
     heap = re.search(r"^-Xmx(\S+)", options, re.M)[1]

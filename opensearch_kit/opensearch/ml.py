@@ -242,14 +242,12 @@ class MLCommons:
         """Deploy a registered model and wait until it serves; False when a node already served it. After a node
         restart a model's record may say DEPLOYED (or DEPLOY_FAILED) while no node holds it: it is deployed again,
         and one ML Commons is redeploying itself (DEPLOYING) is waited for; both say so on stderr."""
-        began = time.monotonic()
+        deadline = time.monotonic() + timeout
         model = self.get(model_id)
         about = f"model {model_id} ({model.get('name', '?')})"
         if model.get("model_state") == "DEPLOYING":
             log.warning("waiting for %s: ML Commons is deploying it", about)
-            while model.get("model_state") == "DEPLOYING" and time.monotonic() - began < timeout:
-                time.sleep(1)
-                model = self.get(model_id)
+            model = self._settled(model_id, deadline)
         if self.loaded(model_id):
             return False
         if model.get("model_state") in (*SERVING, "DEPLOYING", "DEPLOY_FAILED"):
@@ -257,11 +255,20 @@ class MLCommons:
                         model.get("model_state"))  # fmt: skip
         task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
         try:
-            self.wait_task(task["task_id"], max(1.0, timeout - (time.monotonic() - began)))
+            self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()))
         except KitError:
             if not self.loaded(model_id):  # else a deploy running beside ours (ML Commons' own) won the race
                 raise
+        self._settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
         return True
+
+    def _settled(self, model_id: str, deadline: float) -> dict:
+        """The model's record once it no longer says DEPLOYING (or at `deadline`)."""
+        model = self.get(model_id)
+        while model.get("model_state") == "DEPLOYING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            model = self.get(model_id)
+        return model
 
     def restore(self, model_id: str, timeout: float = 600) -> bool:
         """Have a model that served before a node restart serve again (`deploy`); False when it serves, or was
