@@ -15,9 +15,8 @@ from opensearch_kit.cli.common import emit, json_option, transport
 @click.option(
     "--mode",
     type=click.Choice(["pipeline", "client"]),
-    default="pipeline",
-    show_default=True,
-    help="pipeline: the cluster encodes; client: local ONNX encoders compute the vectors.",
+    help="pipeline (default): the cluster encodes; client (implied by --engine ray): local ONNX encoders compute "
+    "the vectors.",
 )
 @click.option(
     "--sparse-encoder",
@@ -59,11 +58,14 @@ from opensearch_kit.cli.common import emit, json_option, transport
 @click.pass_context
 def ingest(ctx, index, source, title_field, engine, ray_address, gpus_per_worker, as_json, **options):
     """Index SOURCE (a JSONL file or BEIR directory) into INDEX; bad lines are reported, never fatal."""
+    mode = options.pop("mode")
     if engine == "ray":
         from opensearch_kit.ingest.ray_engine import ingest_ray
 
-        if options.pop("mode") != "client" or not options["sparse_encoder"]:
-            raise click.UsageError("--engine ray encodes locally: pass --mode client and --sparse-encoder DIR")
+        if mode == "pipeline":
+            raise click.UsageError("--engine ray encodes locally (client mode): drop --mode pipeline")
+        if not options["sparse_encoder"]:
+            raise click.UsageError("--engine ray encodes locally: pass --sparse-encoder DIR (the ONNX export)")
         report = ingest_ray(
             ctx.obj, index, source, title_field=title_field or None, progress=not as_json, ray_address=ray_address,
             gpus_per_worker=gpus_per_worker, **options,
@@ -71,5 +73,8 @@ def ingest(ctx, index, source, title_field, engine, ray_address, gpus_per_worker
         return emit(report, as_json)
     from opensearch_kit.ingest import ingest as run
 
-    report = run(transport(ctx), index, source, title_field=title_field or None, progress=not as_json, **options)
+    report = run(
+        transport(ctx), index, source, mode=mode or "pipeline", title_field=title_field or None,
+        progress=not as_json, **options,
+    )  # fmt: skip
     emit(report, as_json)

@@ -4,10 +4,11 @@ check against the deployed models on a probe text."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from opensearch_kit.errors import KitError
+from opensearch_kit.errors import KitError, ModelNotFound
 from opensearch_kit.index.bodies import ingest_pipeline_body
 from opensearch_kit.index.create import check_model
 from opensearch_kit.index.meta import IndexMeta
@@ -105,7 +106,10 @@ class LocalEncoding:
 
 
 def check_pipeline_models(transport: Transport, meta: IndexMeta) -> None:
-    """Pipeline mode: the index's models must exist and serve before anything is sent."""
-    check_model(transport, meta.sparse.model_id, "sparse")
-    if meta.dense:
-        check_model(transport, meta.dense.model_id, "dense")
+    """Pipeline mode: the index's models must exist and serve before anything is sent (served again first when
+    a node restart unloaded them)."""
+    for kind, model in (("sparse", meta.sparse), ("dense", meta.dense)):
+        if model:
+            with contextlib.suppress(ModelNotFound):  # check_model says what is missing
+                transport.ml.restore(model.model_id)
+            check_model(transport, model.model_id, kind)

@@ -10,8 +10,9 @@ from typing import Literal
 
 from opensearchpy import OpenSearch
 
-from opensearch_kit.errors import KitError, ModelNotFound, NotFound
+from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.search.query import (
     IndexConfig,
@@ -190,16 +191,34 @@ class Searcher:
         began = time.perf_counter()
         request = self.build(text, options)
         try:
-            response = self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
-        except ModelNotFound as e:
-            used = {s: getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")}
-            named = ", ".join(f"{s} {m}" for s, m in used.items() if m)
-            e.message = f"index {self.index} uses a model ML Commons no longer has ({named}): {e.reason}"
-            e.fix = "deploy the model again and recreate the index, or search in bm25 mode"
-            raise
+            response = self.send(request)
+        except ClusterError as e:
+            if not (MODEL_WARMING.search(e.reason) and self.restore_models()):
+                raise
+            began = time.perf_counter()  # the wait for the models is no part of the search's latency
+            response = self.send(request)
         latency_ms = (time.perf_counter() - began) * 1000
         hits = [_hit(h, request.signals, self.config.chunks_field) for h in response["hits"]["hits"][: request.k]]
         return SearchResult(self.index, options, self.config, hits, latency_ms, int(response.get("took", 0)), request)
+
+    def send(self, request: SearchRequest) -> dict:
+        """POST the request; a model the index uses but ML Commons no longer has is named in the error."""
+        try:
+            return self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
+        except ModelNotFound as e:
+            e.message = f"index {self.index} uses a model ML Commons no longer has ({self.models()}): {e.reason}"
+            e.fix = "deploy the model again and recreate the index, or search in bm25 mode"
+            raise
+
+    def models(self) -> str:
+        """The index's in-cluster models: "sparse <id>, dense <id>, ..."."""
+        used = {s: getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")}
+        return ", ".join(f"{s} {m}" for s, m in used.items() if m)
+
+    def restore_models(self) -> bool:
+        """After a node restart: the index's models served again (`MLCommons.restore`); whether any needed it."""
+        ids = [getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")]
+        return any([self.transport.ml.restore(m) for m in ids if m])
 
 
 def _hit(raw: dict, signals: tuple[str, ...], chunks_field: str | None) -> Hit:
