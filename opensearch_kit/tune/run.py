@@ -19,6 +19,7 @@ from opensearchpy import OpenSearch
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.metrics import Run, score_run
+from opensearch_kit.evaluate.metrics import per_query as per_query_metrics
 from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.transport import Transport
@@ -28,7 +29,7 @@ from opensearch_kit.search.query import QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 from opensearch_kit.tune.fusion import F32, FusionPoint, QueryHits, fused_run
 from opensearch_kit.tune.grid import RANK_CONSTANTS, fusion_grid, metric_name, score_matrix, split_queries
-from opensearch_kit.tune.select import hits_features, select
+from opensearch_kit.tune.select import bootstrap_interval, hits_features, select
 
 UNTUNED = FusionPoint("min_max", "arithmetic_mean")  # what `index create` makes without --weights
 CLOSE = 1e-5
@@ -125,10 +126,12 @@ class TuneReport:
             f"{self.index}: {self.grid_size} fusion settings over {', '.join(self.signals)}, chosen on "
             f"{len(self.dev_queries)} dev queries, reported on {len(self.test_queries)} held-out queries",
             f"chosen: {self.chosen} ({self.reason}); best fixed setting on dev: {self.winner.label}",
-            f"{'setting':<40} {'dev ' + self.metric:>14} {'held-out ' + self.metric:>19}",
+            f"{'setting':<46} {'dev ' + self.metric:>14} {'held-out ' + self.metric + ' [95% CI]':>34}",
         ]
-        for label, result in self.results.items():
-            lines.append(f"{label:<40} {result['dev'][self.metric]:>14.4f} {result['test'][self.metric]:>19.4f}")
+        for label, r in self.results.items():
+            low, high = r["test_ci95"]
+            held = f"{r['test'][self.metric]:.4f} [{low:.4f}, {high:.4f}]"
+            lines.append(f"{label:<46} {r['dev'][self.metric]:>14.4f} {held:>34}")
         folds = self.selection.get("folds", 0)
         for name in self.selection.get("cv", {}):
             for part, e in (("cv", self.selection["cv"][name]), ("held-out", self.selection["held_out"][name])):
@@ -338,7 +341,10 @@ def tune(
     top = [{"setting": grid[i].label, metric: float(dev_means[i]), **grid[i].to_dict()} for i in ranked]
 
     def scored(runs: dict[str, Run]) -> dict:
-        return {part: score_run(qrels, runs, ids) for part, ids in (("dev", dev), ("test", held))}
+        """Mean metrics on dev and held-out queries, and the 95% interval of the held-out `metric`."""
+        values = np.array([v[metric] for v in per_query_metrics(qrels, runs, held).values()])
+        interval = list(bootstrap_interval(values, seed))
+        return {"dev": score_run(qrels, runs, dev), "test": score_run(qrels, runs, held), "test_ci95": interval}
 
     results = {
         f"untuned: {UNTUNED.label}": scored({q: fused_run(hits[q], UNTUNED, k) for q in queries}),
