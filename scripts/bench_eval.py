@@ -3,7 +3,7 @@ multilingual-e5-small as the dense model), and the hybrid tuned on a dev split.
 
 python scripts/bench_eval.py [--url http://localhost:9200] [--datasets scifact:en,autorag_retrieval_ko:ko]
     [--dense-model multilingual-e5-small] [--weights 0.3,0.3,0.4] [--tune bm25,dense] [--tune-only]
-    [--datasets-dir DIR] [--out-dir bench-eval]
+    [--out-dir bench-eval]
 
 Deploys the demo models (idempotently), ingests each set client-side with their ONNX exports (the fast path),
 then evaluates bm25, sparse, dense, hybrid (min-max, equal weights unless --weights), hybrid+rrf and the
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.cli.common import quiet
 from opensearch_kit.cluster import default_cache
 from opensearch_kit.demo import DemoModels, deploy_models
@@ -34,7 +35,6 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.tune import tune
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf")
 
 
@@ -45,7 +45,6 @@ def main() -> None:
     parser.add_argument("--dense-model", help="dense model: a path or multilingual-e5-small (default: MiniLM)")
     parser.add_argument("--weights", help="hybrid weights bm25,sparse,dense summing to 1 (default: equal)")
     parser.add_argument("--tune", help="comma-separated signals whose fusion to tune on a dev half, e.g. bm25,dense")
-    parser.add_argument("--datasets-dir", type=Path, default=DATASETS, help="where the BEIR sets are")
     parser.add_argument("--tune-only", action="store_true", help="only tune (reuses a complete index)")
     parser.add_argument("--out-dir", type=Path, default=Path("bench-eval"))
     args = parser.parse_args()
@@ -64,7 +63,7 @@ def main() -> None:
     for spec in args.datasets.split(","):
         name, language = spec.split(":")
         index = f"bench-eval-{name.replace('_', '-')}"
-        if args.tune_only and complete(cluster, index, args.datasets_dir / name):
+        if args.tune_only and complete(cluster, index, datasets.get(name)):
             rows.append(tune_summary(cluster, index, name, args))
             continue
         delete_index(cluster, index, missing_ok=True)
@@ -79,7 +78,7 @@ def main() -> None:
         report = ingest(
             cluster,
             index,
-            args.datasets_dir / name,
+            datasets.get(name),
             mode="client",
             sparse_encoder=onnx["sparse"],
             dense_encoder=onnx["dense"],
@@ -90,10 +89,9 @@ def main() -> None:
             rows.append(tune_summary(cluster, index, name, args))
             continue
         out, chart = args.out_dir / f"{name}.json", args.out_dir / f"{name}.png"
-        result = evaluate(cluster, index, args.datasets_dir / name, modes=MODES, out=out, chart=chart)
-        pair = evaluate(
-            cluster, index, args.datasets_dir / name, modes=("hybrid",), hybrid=("sparse", "dense"), progress=False
-        )
+        beir = datasets.get(name)
+        result = evaluate(cluster, index, beir, modes=MODES, out=out, chart=chart)
+        pair = evaluate(cluster, index, beir, modes=("hybrid",), hybrid=("sparse", "dense"), progress=False)
         result.modes["hybrid(sparse+dense)"] = pair.modes["hybrid"]
         for mode, r in result.modes.items():
             m = r["metrics"]
@@ -116,10 +114,10 @@ def complete(cluster, index: str, beir_dir: Path) -> bool:
 
 
 def tune_summary(cluster, index: str, name: str, args: argparse.Namespace) -> str:
-    """`tune` of the --tune signals on half the queries (seed 0), reported on the other half."""
+    """`tune` of the --tune signals (default: all) on half the queries (seed 0), reported on the other half."""
     signals = tuple((args.tune or "bm25,sparse,dense").split(","))
     out = args.out_dir / f"{name}.tune.json"
-    return tune(cluster, index, args.datasets_dir / name, dev_fraction=0.5, seed=0, hybrid=signals, out=out).summary()
+    return tune(cluster, index, datasets.get(name), dev_fraction=0.5, seed=0, hybrid=signals, out=out).summary()
 
 
 if __name__ == "__main__":
