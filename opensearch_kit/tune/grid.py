@@ -59,17 +59,6 @@ def split_queries(query_ids: list[str], *, fraction: float, seed: int) -> tuple[
     return dev, held
 
 
-def score_grid(
-    grid: list[FusionPoint],
-    hits: Mapping[str, QueryHits],
-    qrels: Mapping[str, Mapping[str, int]],
-    metric: str,
-    k: int,
-) -> np.ndarray:
-    """float64 [points]: the mean `metric` of each grid point over the queries of `hits`."""
-    return score_matrix(grid, hits, qrels, metric, k).mean(axis=0) if hits else np.zeros(len(grid))
-
-
 def score_matrix(
     grid: list[FusionPoint],
     hits: Mapping[str, QueryHits],

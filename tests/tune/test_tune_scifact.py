@@ -23,7 +23,7 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.search.perquery import term_idfs
 from opensearch_kit.tune import FusionPoint, fetch_hits, frozen_searcher, fused_run, fusion_grid, split_queries, tune
-from opensearch_kit.tune.grid import score_grid
+from opensearch_kit.tune.grid import score_matrix
 from opensearch_kit.tune.run import apply_fusion, check_against_server, tuning_record
 from opensearch_kit.tune.select import hits_features
 
@@ -119,7 +119,7 @@ def test_tune_cross_validates_guards_and_applies_its_choice(transport, scifact_i
         assert served["NDCG@10"] == pytest.approx(fused["NDCG@10"], abs=0.01), (served, fused)
     client = {q: fused_run(hits[q], report.winner, K) for q in held}
     assert score_run(qrels, client, held) == report.results[labels[1]]["test"]
-    grid_score = score_grid([report.winner], hits, qrels, "NDCG@10", K)[0]
+    grid_score = score_matrix([report.winner], hits, qrels, "NDCG@10", K).mean()
     assert grid_score == pytest.approx(report.results[labels[1]]["test"]["NDCG@10"], abs=1e-12)
 
     # the per-query model, once chosen, weighs each hybrid request: the inline pipeline carries its weights
