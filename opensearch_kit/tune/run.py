@@ -132,14 +132,16 @@ class TuneReport:
             low, high = r["test_ci95"]
             held = f"{r['test'][self.metric]:.4f} [{low:.4f}, {high:.4f}]"
             lines.append(f"{label:<46} {r['dev'][self.metric]:>14.4f} {held:>34}")
-        folds = self.selection.get("folds", 0)
-        for name in self.selection.get("cv", {}):
-            for part, e in (("cv", self.selection["cv"][name]), ("held-out", self.selection["held_out"][name])):
-                where = f"{folds}-fold cv on dev" if part == "cv" else "held-out"
-                lines.append(
-                    f"{name} vs untuned, {where} ({e['queries']} queries): {e['score']:.4f} vs {e['untuned']:.4f}, "
-                    f"gain {e['gain']:+.4f} [95% CI {e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], p = {e['p_value']:.4f}"
-                )
+        cv = f"{self.selection.get('folds', 0)}-fold cv on dev"
+        rows = [(f"{name} vs untuned, {cv}", self.selection["cv"][name]) for name in self.selection.get("cv", {})]
+        rows += [(f"{name} vs untuned, held-out", e) for name, e in self.selection.get("held_out", {}).items()]
+        if self.selection.get("cv_per_query_vs_fixed"):
+            rows.append((f"per_query vs fixed, {cv}", self.selection["cv_per_query_vs_fixed"]))
+        for what, e in rows:
+            lines.append(
+                f"{what} ({e['queries']} queries): {e['score']:.4f} vs {e['baseline']:.4f}, "
+                f"gain {e['gain']:+.4f} [95% CI {e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], p = {e['p_value']:.4f}"
+            )
         c = self.check
         verdict = "all bit-identical" if c.equal else f"{c.exact_pairs} bit-identical"
         lines.append(

@@ -51,14 +51,14 @@ def bootstrap_interval(diff: np.ndarray, seed: int) -> tuple[float, float]:
 
 
 def evidence(scores: np.ndarray, baseline: np.ndarray, seed: int) -> dict:
-    """A choice's per-query scores against the untuned hybrid's: both means, the gain with its 95% interval, the
-    p-value of a gain, and the number of queries."""
+    """A choice's per-query scores against a baseline's (the untuned hybrid's): both means, the gain with its 95%
+    interval, the p-value of a gain, and the number of queries."""
     diff = np.asarray(scores) - np.asarray(baseline)
     low, high = bootstrap_interval(diff, seed)
     return {
         "queries": len(diff),
         "score": float(np.mean(scores)),
-        "untuned": float(np.mean(baseline)),
+        "baseline": float(np.mean(baseline)),
         "gain": float(diff.mean()),
         "ci95": [low, high],
         "p_value": randomization_p(diff, seed),
@@ -134,7 +134,7 @@ def cross_validate(
 ) -> dict:
     """Each way of choosing, fitted on the held-in folds of the dev queries (all rows of `matrix`) and scored on the
     held-out fold: per fold the held-out means and the fixed pick, and over all folds the out-of-fold evidence
-    against the untuned hybrid."""
+    against the untuned hybrid (and, `per_query_vs_fixed`, of the per-query model against the fixed pick)."""
     out_of_fold = {name: np.zeros(len(matrix)) for name in procedures}
     per_fold = []
     for held in folds_of(len(matrix), folds, seed):
@@ -151,19 +151,39 @@ def cross_validate(
                 "fixed_setting": grid[picked.fixed].label,
             }
         )
-    return {"folds": per_fold, **{name: evidence(out_of_fold[name], untuned, seed) for name in procedures}}
+    cv = {"folds": per_fold, **{name: evidence(out_of_fold[name], untuned, seed) for name in procedures}}
+    if "per_query" in procedures:
+        cv["per_query_vs_fixed"] = evidence(out_of_fold["per_query"], out_of_fold["fixed"], seed)
+    return cv
 
 
 def verdict(cv: dict, procedures: tuple[str, ...] = PROCEDURES) -> tuple[str, str]:
-    """("default" | "fixed" | "per_query", why): the way with the best cross-validated score, adopted only when its
-    gain over the untuned hybrid is positive with p < ALPHA."""
-    best = max(procedures, key=lambda name: cv[name]["score"])  # ties: the fixed point, the simpler
-    e = cv[best]
-    if e["gain"] > 0 and e["p_value"] < ALPHA:
-        return best, f"{best} gains {e['gain']:+.4f} on cross-validation, p = {e['p_value']:.4f} < {ALPHA}"
-    return "default", (
-        f"kept the untuned hybrid: the best cross-validated choice ({best}) gains {e['gain']:+.4f}, "
-        f"p = {e['p_value']:.4f} (not < {ALPHA})"
+    """("default" | "fixed" | "per_query", why), on the cross-validated evidence: the per-query model when it beats
+    both the untuned hybrid and the fixed setting with p < ALPHA (the more complex way must earn its place), else
+    the fixed setting when it beats the untuned hybrid with p < ALPHA, else the untuned hybrid."""
+
+    def significant(e: dict) -> bool:
+        return e["gain"] > 0 and e["p_value"] < ALPHA
+
+    def gain(name: str, e: dict) -> str:
+        return f"{e['gain']:+.4f} over {name} (p = {e['p_value']:.4f})"
+
+    fixed = cv["fixed"]
+    per_query = ""
+    if "per_query" in procedures:
+        over_untuned, over_fixed = cv["per_query"], cv["per_query_vs_fixed"]
+        per_query = f"; per-query model {gain('untuned', over_untuned)}, {gain('fixed', over_fixed)}"
+        if significant(over_untuned) and significant(over_fixed):
+            return (
+                "per_query",
+                f"cross-validated: per-query model {gain('untuned', over_untuned)}, {gain('fixed', over_fixed)}",
+            )
+    if significant(fixed):
+        return "fixed", f"cross-validated: fixed setting {gain('untuned', fixed)}{per_query}"
+    return (
+        "default",
+        f"kept the untuned hybrid (nothing significant at p < {ALPHA}): "
+        f"fixed setting {gain('untuned', fixed)}{per_query}",
     )
 
 
@@ -194,6 +214,7 @@ def select(
         "test": f"one-sided paired randomization test over queries ({RESAMPLES} sign flips)",
         "interval": f"95% percentile bootstrap over queries ({RESAMPLES} resamples)",
         "cv": {name: cv[name] for name in procedures},
+        "cv_per_query_vs_fixed": cv.get("per_query_vs_fixed"),
         "per_fold": cv["folds"],
         "held_out": held_out,
     }
