@@ -39,6 +39,7 @@ class IndexConfig:
     sparse_nested: str | None = None
     dense_nested: str | None = None
     chunks_field: str | None = None
+    weight_model: dict | None = None  # `tune --apply`'s per-query weights model (search.perquery.WeightModel)
 
     @classmethod
     def from_meta(cls, meta: IndexMeta) -> IndexConfig:
@@ -55,6 +56,7 @@ class IndexConfig:
             sparse_nested=meta.sparse.nested_path,
             dense_nested=meta.dense.nested_path if meta.dense else None,
             chunks_field=meta.fields.chunks if meta.chunking else None,
+            weight_model=(meta.tuning or {}).get("weight_model"),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +14,7 @@ from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFoun
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.search.perquery import FEATURE_DEPTH, WeightModel, query_features, term_idfs
 from opensearch_kit.search.query import (
     IndexConfig,
     QueryOptions,
@@ -183,12 +184,38 @@ class Searcher:
             text, options, self.config, sparse_tokens=tokens, dense_vector=vector, pipelines=definitions
         )
 
+    def weighs_per_query(self, options: QueryOptions) -> bool:
+        """Whether a search with `options` gets per-query weights: a hybrid query (not RRF, no --weights) on the
+        sub-queries of the index's tuned weights model."""
+        model = self.config.weight_model
+        return bool(
+            model
+            and options.mode == "hybrid"
+            and not options.rrf
+            and options.weights is None
+            and signals_of(options, self.config) == tuple(model["signals"])
+        )
+
+    def per_query_weights(self, text: str) -> tuple[float, ...]:
+        """The weights the index's tuned model predicts for `text`, from its term IDFs and a top-FEATURE_DEPTH
+        search per sub-query."""
+        model = WeightModel.from_dict(self.config.weight_model)
+        tops = []
+        for signal in model.signals:
+            request = self.build(text, QueryOptions(mode=signal, k=FEATURE_DEPTH, source=()))
+            raw = self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
+            tops.append([(h["_id"], float(h["_score"])) for h in raw["hits"]["hits"][:FEATURE_DEPTH]])
+        idfs = term_idfs(self.transport, self.index, self.config.text_field, text)
+        return model.predict(query_features(idfs, tops))
+
     def search(self, text: str, options: QueryOptions | None = None) -> SearchResult:
         """Run one query; the latency covers local encoding and the HTTP round trip (pipeline definitions are
         fetched once per searcher, outside it)."""
         options = options or QueryOptions()
         self.pipeline_definitions(required_pipelines(options, self.config))
         began = time.perf_counter()
+        if self.weighs_per_query(options):
+            options = replace(options, weights=self.per_query_weights(text))
         request = self.build(text, options)
         try:
             response = self.send(request)
