@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import platformdirs
-
+from opensearch_kit.cluster.local import default_home
 from opensearch_kit.errors import KitError
 
 OBJECT_STORE_BYTES = 300 * 1024**2  # modest: the machine is shared
@@ -76,8 +75,8 @@ class RayHead:
 
 
 def token_dir() -> Path:
-    """Where the tokens of the heads this kit runs are kept (the kit's state directory, 0700)."""
-    path = Path(platformdirs.user_data_dir("opensearch-kit")) / "ray"
+    """Where the tokens of the heads this kit runs are kept: ray/ under the kit's home (`default_home`), 0700."""
+    path = default_home() / "ray"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
