@@ -18,28 +18,34 @@ FOLDED_ID = 100
 
 
 def probe_id_folding(transport: Transport) -> bool:
-    """Whether the cluster's sparse_vector fields fold token ids: a throwaway index holds one document with token
-    PROBE_ID; the id survives when a query for it finds the document and a query for FOLDED_ID does not."""
+    """Whether the cluster's sparse_vector fields fold token ids: a throwaway index whose segment is built as
+    SEISMIC (approximate_threshold 1; below the threshold a segment is searched like rank_features, where ids
+    survive) holds a document with token PROBE_ID; the id survives when a query for it finds that document and a
+    query for FOLDED_ID does not."""
     index = f"opensearch-kit-probe-ids-{uuid.uuid4().hex[:8]}"
+    method = {"name": "seismic", "parameters": {"approximate_threshold": 1}}
     body = {
         "settings": {"index": {"sparse": True, "number_of_shards": 1, "number_of_replicas": 0}},
-        "mappings": {"properties": {"v": {"type": "sparse_vector", "method": {"name": "seismic"}}}},
+        "mappings": {"properties": {"v": {"type": "sparse_vector", "method": method}}},
     }
     transport.request("PUT", f"/{index}", body)
     try:
-        transport.request("PUT", f"/{index}/_doc/probe", {"v": {str(PROBE_ID): 1.0}}, params={"refresh": "true"})
+        transport.request("PUT", f"/{index}/_doc/probe", {"v": {str(PROBE_ID): 1.0}})
+        transport.request("PUT", f"/{index}/_doc/other", {"v": {"7": 1.0}})
+        transport.request("POST", f"/{index}/_flush")
+        transport.request("POST", f"/{index}/_refresh")
         return not (_finds(transport, index, PROBE_ID) and not _finds(transport, index, FOLDED_ID))
     finally:
         transport.request("DELETE", f"/{index}")
 
 
 def _finds(transport: Transport, index: str, token: int) -> bool:
-    query = {"neural_sparse": {"v": {"query_tokens": {str(token): 1.0}, "method_parameters": {"k": 1}}}}
+    query = {"neural_sparse": {"v": {"query_tokens": {str(token): 1.0}, "method_parameters": {"k": 2}}}}
     try:
         hits = transport.request("POST", f"/{index}/_search", {"query": query})["hits"]["hits"]
     except ClusterError:
         return False  # e.g. HTTP 500 negative_array_size_exception for a query id over 32,767
-    return bool(hits)
+    return any(h["_id"] == "probe" for h in hits)
 
 
 def export_vocab_size(export_dir: Path) -> int:
