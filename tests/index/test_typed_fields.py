@@ -64,8 +64,8 @@ def test_typed_fields_take_ranges_and_reject_bad_values(transport, fresh, deploy
     assert doc["year"] == 2023 and doc["metadata"] == {"src": "x"}
 
     runner = CliRunner()
-    out = runner.invoke(main, ["--url", conn.url, "search", index, "cats light", "--mode", "bm25", "--where",
-                               "year>=2021", "--filter", '{"term": {"lang": "en"}}', "--highlight", "--json"])  # fmt: skip
+    args = ["--url", conn.url, "search", index, "cats light", "--mode", "bm25", "--where", "year>=2021"]
+    out = runner.invoke(main, [*args, "--filter", '{"term": {"lang": "en"}}', "--highlight", "--json"])
     assert out.exit_code == 0, out.output
     record = json.loads(out.output)
     assert {h["id"] for h in record["hits"]} == {"b", "c"} and record["total"] == 2
@@ -110,7 +110,8 @@ def test_sparse_vector_is_refused_for_a_vocabulary_the_server_folds(transport, m
     export = export_model("sparse", str(source), tmp_path / "export", format="onnx", name="test-index-big-vocab")
     with deployed(ml, export) as model_id:
         with pytest.raises(KitError, match=r"has 40000 token ids.*ids below 32768") as refused:
-            create_index(transport, fresh("big-vocab"), model_id, sparse_type="sparse_vector", sparse_encoder=export.dir)
+            name = fresh("big-vocab")
+            create_index(transport, name, model_id, sparse_type="sparse_vector", sparse_encoder=export.dir)
         assert refused.value.fix == "use --sparse-type rank_features"
         assert not transport.exists("/test-index-big-vocab")
         created = create_index(transport, fresh("big-vocab-rf"), model_id, sparse_encoder=export.dir)
