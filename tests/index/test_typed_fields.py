@@ -70,6 +70,9 @@ def test_typed_fields_take_ranges_and_reject_bad_values(transport, fresh, deploy
     record = json.loads(out.output)
     assert {h["id"] for h in record["hits"]} == {"b", "c"} and record["total"] == 2
     assert all("<em>" in h["highlight"] for h in record["hits"])
+    out = runner.invoke(main, [*args, "--from", "1", "--size", "1", "--json"])
+    record = json.loads(out.output)
+    assert len(record["hits"]) == 1 and record["hits"][0]["id"] in "bc" and (record["total"], record["from"]) == (2, 1)
     bad = runner.invoke(main, ["--url", conn.url, "search", index, "x", "--where", "year~2"])
     assert isinstance(bad.exception, KitError) and "NAME>=VALUE" in bad.exception.fix
     bad = runner.invoke(main, ["--url", conn.url, "index", "create", "x", "--sparse-model", "m", "--field", "y:int"])
