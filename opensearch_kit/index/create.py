@@ -243,6 +243,8 @@ class IndexInfo:
             f"{m.index}: {self.documents} documents, language {m.language} ({m.analyzer})",
             f"sparse: {m.sparse.type} {m.sparse.field} <- model {m.sparse.model_id}",
         ]
+        if m.sparse.id_limit:
+            lines.append(f"sparse token ids below {m.sparse.id_limit} (this server's SEISMIC folds larger ones)")
         if m.dense:
             lines.append(
                 f"dense: {m.dense.field} {m.dense.dimension} dims {m.dense.space_type} <- model {m.dense.model_id}"

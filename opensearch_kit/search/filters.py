@@ -70,15 +70,16 @@ def bool_filtered(query: dict, clause: dict | None) -> dict:
 
 def inner_filtered(query: dict, clause: dict | None, depth: int) -> dict:
     """A knn / neural / SEISMIC neural_sparse query with `clause` as the engine's own filter: Lucene HNSW searches
-    only the passing documents (k hits whenever k pass), SEISMIC takes it in `method_parameters`."""
-    if clause is None:
-        return query
+    only the passing documents (k hits whenever k pass), SEISMIC takes it in `method_parameters`, with its `k` set
+    to `depth` (its default, 10, would cut deeper pages)."""
     kind, body = next(iter(query.items()))
+    if clause is None and kind != "neural_sparse":
+        return query
     params = dict(next(iter(body.values())))
     if kind == "neural_sparse":
         method = dict(params.get("method_parameters") or {})
         method.setdefault("k", depth)
-        params["method_parameters"] = {**method, "filter": clause}
+        params["method_parameters"] = method if clause is None else {**method, "filter": clause}
     else:
         params["filter"] = clause
     return {kind: {next(iter(body)): params}}

@@ -128,6 +128,7 @@ def test_sparse_vector_within_the_limit_indexes_and_answers(transport, fresh, de
         transport, index, model_id, sparse_type="sparse_vector", sparse_encoder=export_dir, fields={"year": "integer"}
     )
     assert (created.meta.sparse.folds_ids, created.meta.sparse.id_limit) == (True, ID_LIMIT)
+    assert f"sparse token ids below {ID_LIMIT}" in index_info(transport, index).summary()
     docs = [d for d in DOCS if d["_id"] in "abc"]
     assert ingest(transport, index, write_jsonl(tmp_path / "docs.jsonl", docs), progress=False).indexed == 3
     searcher = Searcher(transport, index)

@@ -49,6 +49,8 @@ def test_each_mode_filters_in_the_engine():
     seismic = IndexConfig(sparse_field="sparse", sparse_type="sparse_vector")
     query = body(QueryOptions(mode="sparse", k=5, filter=only), seismic)["query"]["neural_sparse"]["sparse"]
     assert query["method_parameters"] == {"k": 5, "filter": F}
+    page = body(QueryOptions(mode="sparse", k=5, offset=10), seismic)["query"]["neural_sparse"]["sparse"]
+    assert page["method_parameters"] == {"k": 15}
     two = ("lang=ko", "year>=2020")
     both = body(QueryOptions(mode="bm25", filter=two))["query"]["bool"]["filter"]
     assert both == [{"bool": {"filter": [F, {"range": {"year": {"gte": "2020"}}}]}}]
