@@ -132,7 +132,8 @@ def local_dense_encoder(export_dir: Path) -> DenseQueryEncoder:
 
 class Searcher:
     """Searches one index. Sparse and dense queries are encoded in the cluster by the index's model ids, or
-    locally by the given encoders: `encoding` auto prefers the cluster's models, local / cluster force one side."""
+    locally by the given encoders: `encoding` auto prefers the cluster's models, local / cluster force one side.
+    `hybrid_filter`: whether the server's hybrid query takes a filter (None: asked of the cluster when needed)."""
 
     def __init__(
         self,
@@ -143,6 +144,7 @@ class Searcher:
         sparse_encoder: SparseQueryEncoder | None = None,
         dense_encoder: DenseQueryEncoder | None = None,
         encoding: Encoding = "auto",
+        hybrid_filter: bool | None = None,
     ):
         self.transport = Transport.of(cluster)
         self.index = index
@@ -150,7 +152,7 @@ class Searcher:
         self.encoders = {"sparse": sparse_encoder, "dense": dense_encoder}
         self.encoding = encoding
         self._pipelines: dict[str, dict] = {}
-        self._hybrid_filter: bool | None = None
+        self.hybrid_filter = hybrid_filter
 
     def pipeline_definitions(self, names: list[str]) -> dict[str, dict]:
         """Definitions of the named search pipelines that exist (fetched once per name)."""
@@ -198,8 +200,8 @@ class Searcher:
         tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
         vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None
         definitions = self.pipeline_definitions(required_pipelines(options, self.config))
-        if options.filter and options.mode == "hybrid" and self._hybrid_filter is None:
-            self._hybrid_filter = hybrid_takes_filter(self.transport)
+        if options.filter and options.mode == "hybrid" and self.hybrid_filter is None:
+            self.hybrid_filter = hybrid_takes_filter(self.transport)
         return build_search(
             text,
             options,
@@ -207,7 +209,7 @@ class Searcher:
             sparse_tokens=tokens,
             dense_vector=vector,
             pipelines=definitions,
-            hybrid_filter=self._hybrid_filter is not False,
+            hybrid_filter=self.hybrid_filter is not False,
         )
 
     def search(self, text: str, options: QueryOptions | None = None) -> SearchResult:

@@ -123,9 +123,8 @@ def test_a_common_filter_equals_the_exact_filtered_ranking(transport, index, cor
 def test_hybrid_filters_each_sub_query_on_servers_without_a_hybrid_filter(transport, index, corpus):
     root, docs = corpus
     allowed = passing(docs, RARE)
-    searcher = Searcher(transport, index)
+    searcher = Searcher(transport, index, hybrid_filter=False)  # as on neural-search 2.x
     text = json.loads((root / "queries.jsonl").read_text().splitlines()[0])["text"]
-    searcher._hybrid_filter = False  # as on neural-search 2.x
     request = searcher.build(text, QueryOptions(mode="hybrid", filter=(RARE,)))
     assert "filter" not in request.body["query"]["hybrid"]
     old = searcher.search(text, QueryOptions(mode="hybrid", k=10, filter=(RARE,))).hits
