@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from opensearch_kit.cli.common import csv_of, emit, json_option, transport
-from opensearch_kit.cli.search import encoder_options, local_encoders
+from opensearch_kit.cli.search import encoder_options, filter_options, gathered_filter, local_encoders
 
 
 @click.command("tune")
@@ -56,6 +56,7 @@ from opensearch_kit.cli.search import encoder_options, local_encoders
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
+@filter_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -66,6 +67,7 @@ def tune(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **options
     from opensearch_kit.tune import tune as run
 
     options["hybrid"] = options["hybrid"] or ()
+    options["filter"] = gathered_filter()
     report = run(
         transport(ctx),
         index,

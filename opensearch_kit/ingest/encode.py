@@ -12,6 +12,7 @@ from opensearch_kit.errors import KitError, ModelNotFound
 from opensearch_kit.index.bodies import ingest_pipeline_body
 from opensearch_kit.index.create import check_model
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.index.token_ids import check_token_ids
 from opensearch_kit.opensearch.ml import SERVING
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.verify.cluster import check_local_encoder
@@ -79,6 +80,7 @@ class LocalEncoding:
         sparse = encode(flat)
         if self.meta.sparse.prune:
             sparse = [self.meta.sparse.prune.apply(w) for w in sparse]
+        sparse = [check_token_ids(w, self.meta.sparse.id_limit, "a document vector") for w in sparse]
         dense = self.dense.embed(flat).tolist() if self.dense else None
         start = 0
         for src, cs in zip(sources, chunks, strict=True):

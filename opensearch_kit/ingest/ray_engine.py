@@ -92,7 +92,7 @@ def ingest_ray(
     meta = IndexMeta.read(transport, index)
     report = IngestReport(index, str(source), "ray")
     report.encoder_check = LocalEncoding(transport, meta, Path(sparse_encoder), dense_encoder).verify()
-    corpus = Corpus(Path(source), id_field, text_field, title_field, limit)
+    corpus = Corpus(Path(source), id_field, text_field, title_field, limit, dict(meta.typed_fields))
     existing = indexed_lines(transport, index, meta.fields.line) if resume else {}
     failure_path = Path(failure_file or f"{index}.failures.jsonl")
     head = None if ray_address else start_node(cpus=workers)

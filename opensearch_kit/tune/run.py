@@ -24,6 +24,7 @@ from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
+from opensearch_kit.search.filters import Filter
 from opensearch_kit.search.perquery import WeightModel, term_idfs
 from opensearch_kit.search.query import QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
@@ -92,6 +93,7 @@ class TuneReport:
     selection: dict = field(default_factory=dict)  # folds, alpha, cv and held_out evidence of each way of choosing
     weight_model: WeightModel | None = None
     applied: dict | None = None
+    filter: tuple = ()
 
     @property
     def chosen_point(self) -> FusionPoint:
@@ -106,6 +108,7 @@ class TuneReport:
             "metric": self.metric,
             "k": self.k,
             "signals": list(self.signals),
+            "filter": list(self.filter),
             "dev_queries": self.dev_queries,
             "test_queries": self.test_queries,
             "grid_size": self.grid_size,
@@ -187,17 +190,23 @@ def frozen_searcher(searcher: Searcher) -> Searcher:
 
 
 def fetch_hits(
-    searcher: Searcher, queries: dict[str, str], signals: tuple[str, ...], depth: int, *, progress: bool = True
+    searcher: Searcher,
+    queries: dict[str, str],
+    signals: tuple[str, ...],
+    depth: int,
+    *,
+    progress: bool = True,
+    filter: tuple[Filter, ...] = (),
 ) -> dict[str, QueryHits]:
     """Every query's top `depth` hits of each sub-query on each shard (one search per query, signal and shard),
-    with the sub-queries the hybrid query would send."""
+    with the sub-queries the hybrid query would send, each filtered by `filter`."""
     shards = shard_count(searcher.transport, searcher.index)
     out = {}
     with progress_bar(len(queries), desc=f"fetch {searcher.index}", unit="query", enabled=progress) as bar:
         for qid, text in queries.items():
             lists = [[] for _ in range(shards)]
             for signal in signals:
-                request = searcher.build(text, QueryOptions(mode=signal, k=depth, source=()))
+                request = searcher.build(text, QueryOptions(mode=signal, k=depth, source=(), filter=filter))
                 for shard in range(shards):
                     params = {**request.params, "preference": f"_shards:{shard}"} if shards > 1 else request.params
                     raw = searcher.transport.request("POST", f"/{searcher.index}/_search", request.body, params=params)
@@ -213,10 +222,13 @@ def shard_count(transport: Transport, index: str) -> int:
     return int(next(iter(settings.values()))["settings"]["index"]["number_of_shards"])
 
 
-def server_run(searcher: Searcher, text: str, point: FusionPoint, signals: tuple[str, ...], k: int) -> Run:
+def server_run(
+    searcher: Searcher, text: str, point: FusionPoint, signals: tuple[str, ...], k: int, filter: tuple = ()
+) -> Run:
     """{doc id: score} of the server's hybrid search for `text` with `point`'s fusion as an inline pipeline."""
     even = (1 / len(signals),) * len(signals)  # placeholder weights: the index pipeline's may fit other signals
-    request = searcher.build(text, QueryOptions(mode="hybrid", k=k, hybrid=signals, weights=even, source=()))
+    options = QueryOptions(mode="hybrid", k=k, hybrid=signals, weights=even, source=(), filter=filter)
+    request = searcher.build(text, options)
     body = {**request.body, "search_pipeline": point.pipeline()}
     raw = searcher.transport.request("POST", f"/{searcher.index}/_search", body)
     return {h["_id"]: float(h["_score"]) for h in raw["hits"]["hits"][:k]}
@@ -228,6 +240,7 @@ def check_against_server(
     signals: tuple[str, ...],
     points: list[FusionPoint],
     k: int,
+    filter: tuple[Filter, ...] = (),
 ) -> ServerCheck:
     """Fuse each (query, point) client-side and compare with the server: the same documents with bit-identical
     float32 scores, except that documents tied at the cut may differ. The sub-query hits are fetched again here,
@@ -236,12 +249,12 @@ def check_against_server(
     fusion."""
     check = ServerCheck()
     for text in queries.values():  # warm the hybrid query's own code path up too
-        server_run(searcher, text, UNTUNED, signals, k)
-    hits = fetch_hits(searcher, queries, signals, k, progress=False)
+        server_run(searcher, text, UNTUNED, signals, k, filter)
+    hits = fetch_hits(searcher, queries, signals, k, progress=False, filter=filter)
     for qid, text in queries.items():
         for point in points:
             client = fused_run(hits[qid], point, k)
-            server = server_run(searcher, text, point, hits[qid].signals, k)
+            server = server_run(searcher, text, point, hits[qid].signals, k, filter)
             check.pairs += 1
             common = set(client) & set(server)
             check.compared_hits += len(common)
@@ -286,6 +299,7 @@ def tune(
     hybrid: tuple[str, ...] = (),
     folds: int = 5,
     per_query: bool = True,
+    filter: tuple[Filter, ...] | list[Filter] = (),
     check_queries: int = 3,
     apply: bool = False,
     sparse_encoder: SparseQueryEncoder | None = None,
@@ -303,7 +317,9 @@ def tune(
     queries with 95% bootstrap intervals, next to each single mode. `check_queries` held-out queries are also
     searched by the server with the winner, the untuned fusion and a few others, to prove the client fusion equal.
     `apply` writes the chosen fusion as the index's hybrid pipeline and records it, the weights model and the
-    evidence in the index's `_meta`."""
+    evidence in the index's `_meta`. `filter`:
+    query clauses (or `--where` shorthands) every hit of every query must pass."""
+    filter = tuple(filter)
     beir_dir = Path(beir_dir)
     metric = metric_name(metric)
     qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
@@ -325,7 +341,7 @@ def tune(
     if len(signals) < 2:
         raise KitError(f"index {index} has one signal ({signals[0]}): nothing to fuse", "index a sparse or dense field")
     queries = dev + held
-    hits = fetch_hits(searcher, {q: texts[q] for q in queries}, signals, k, progress=progress)
+    hits = fetch_hits(searcher, {q: texts[q] for q in queries}, signals, k, progress=progress, filter=filter)
     text_field = searcher.config.text_field
     features = np.array(
         [hits_features(hits[q], term_idfs(searcher.transport, index, text_field, texts[q])) for q in queries]
@@ -360,7 +376,7 @@ def tune(
         results[signal] = scored({q: single_run(hits[q], j, k) for q in hits})
     sample = {q: texts[q] for q in held[:check_queries]}
     others = [grid[len(grid) // 3], grid[len(grid) // 2], grid[-1]]  # other techniques and an RRF
-    check = check_against_server(searcher, sample, signals, [winner, UNTUNED, *others], k)
+    check = check_against_server(searcher, sample, signals, [winner, UNTUNED, *others], k, filter)
     report = TuneReport(
         index,
         str(beir_dir),
@@ -378,6 +394,7 @@ def tune(
         reason=reason,
         selection=selection,
         weight_model=final.model if per_query else None,
+        filter=filter,
     )
     if apply:
         report.applied = apply_fusion(searcher.transport, index, report.chosen_point, record=tuning_record(report))
