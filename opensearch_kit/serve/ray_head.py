@@ -234,11 +234,15 @@ def session_pids(leader: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs: an exited process that is not yet reaped (a zombie) does not, and our own
+    exited children are reaped here."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
+    return state != "Z"
 
 
 def _signal(pids: list[int], sig: int) -> None:
