@@ -239,17 +239,19 @@ class MLCommons:
             time.sleep(1)
 
     def deploy(self, model_id: str, timeout: float = 600) -> bool:
-        """Deploy a registered model and wait until it serves; False when a node already served it. After a node
-        restart a model's record may say DEPLOYED (or DEPLOY_FAILED) while no node holds it: it is deployed again,
-        and one ML Commons is redeploying itself (DEPLOYING) is waited for; both say so on stderr."""
+        """Deploy a registered model and wait until it serves; False when a node already served it (True when it
+        came to serve during the call, whoever deployed it). After a node restart a model's record may say
+        DEPLOYED (or DEPLOY_FAILED) while no node holds it: it is deployed again, and one ML Commons is
+        redeploying itself (DEPLOYING) is waited for; both say so on stderr."""
         deadline = time.monotonic() + timeout
         model = self.get(model_id)
         about = f"model {model_id} ({model.get('name', '?')})"
-        if model.get("model_state") == "DEPLOYING":
+        waited = model.get("model_state") == "DEPLOYING"
+        if waited:
             log.warning("waiting for %s: ML Commons is deploying it", about)
             model = self._settled(model_id, deadline)
         if self.loaded(model_id):
-            return False
+            return waited
         if model.get("model_state") in (*SERVING, "DEPLOYING", "DEPLOY_FAILED"):
             log.warning("%s is %s but no node holds it (a restarted node?): deploying it again", about,
                         model.get("model_state"))  # fmt: skip
