@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
 from opensearch_kit.cli.common import emit, json_option, spec_of, transport
-from opensearch_kit.index.options import Chunking, Prune, parse_weights
+from opensearch_kit.index.options import Chunking, Prune, Seismic, parse_weights
+
+SEISMIC_OPTIONS = ("n_postings", "cluster_ratio", "summary_prune_ratio", "approximate_threshold")
 
 
 @click.group("index")
@@ -39,6 +43,14 @@ def index_group() -> None:
     help="Prune document vectors at ingest: TYPE:RATIO (top_k, max_ratio, alpha_mass, abs_value).",
 )
 @click.option("--weights", callback=spec_of(parse_weights), help="Hybrid sub-query weights summing to 1, e.g. 0.3,0.7.")
+@click.option("--n-postings", type=click.IntRange(1), help="SEISMIC: documents kept per posting list.")
+@click.option("--cluster-ratio", type=float, help="SEISMIC: clusters per posting list document, in (0, 1).")
+@click.option("--summary-prune-ratio", type=float, help="SEISMIC: share of a cluster summary's weight kept, (0, 1].")
+@click.option(
+    "--approximate-threshold",
+    type=click.IntRange(0),
+    help=f"SEISMIC: segment documents from which ANN is used [default: {Seismic().approximate_threshold}].",
+)
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(1))
 @json_option
 @click.pass_context
@@ -46,7 +58,9 @@ def index_create(ctx, index, sparse_model, as_json, **options):
     """Create INDEX and its pipelines for the given models (their ids, kinds and dimensions read from the cluster)."""
     from opensearch_kit.index import create_index
 
-    emit(create_index(transport(ctx), index, sparse_model, **options), as_json)
+    given = {k: v for k in SEISMIC_OPTIONS if (v := options.pop(k)) is not None}
+    seismic = Seismic(**{**asdict(Seismic()), **given}) if given else None
+    emit(create_index(transport(ctx), index, sparse_model, seismic=seismic, **options), as_json)
 
 
 @index_group.command("delete")

@@ -45,6 +45,31 @@ def local_encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
     }
 
 
+def seismic_options(command):
+    """--top-n / --heap-factor / --seismic-k: SEISMIC query knobs (sparse_vector indexes)."""
+    from opensearch_kit.search.query import SeismicQuery
+
+    default = SeismicQuery()
+    options = [
+        click.option("--top-n", type=click.IntRange(1), default=default.top_n, show_default=True,
+                     help="SEISMIC: query tokens that pick the posting lists."),
+        click.option("--heap-factor", type=click.FloatRange(0, min_open=True), default=default.heap_factor,
+                     show_default=True, help="SEISMIC: > 1 visits more clusters (recall up, speed down)."),
+        click.option("--seismic-k", type=click.IntRange(1),
+                     help="SEISMIC: candidates per segment [default: the hits retrieved]."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def seismic_query(options: dict):
+    """The SeismicQuery of the --top-n / --heap-factor / --seismic-k values popped from `options`."""
+    from opensearch_kit.search.query import SeismicQuery
+
+    return SeismicQuery(options.pop("top_n"), options.pop("heap_factor"), options.pop("seismic_k"))
+
+
 weights_option = click.option(
     "--weights", callback=spec_of(parse_weights), help="Hybrid weights in sub-query order, summing to 1, e.g. 0.3,0.7."
 )
@@ -62,6 +87,7 @@ weights_option = click.option(
 @click.option("--rerank-depth", type=click.IntRange(1), help="Hits the reranker sees (default: --k).")
 @click.option("--two-phase", is_flag=True, help="Sparse mode: prune the query, then rescore the top hits in full.")
 @click.option("--explain", is_flag=True, help="Show each hybrid signal's raw score per hit.")
+@seismic_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -70,6 +96,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
     from opensearch_kit.search import QueryOptions, Searcher
 
     options["hybrid"] = options["hybrid"] or ()
+    options["seismic"] = seismic_query(options)
     searcher = Searcher(transport(ctx), index, encoding=encoding, **local_encoders(sparse_encoder, dense_encoder))
     emit(searcher.search(text, QueryOptions(**options)), as_json)
 
@@ -91,6 +118,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
 @click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N judged queries.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
+@seismic_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -100,6 +128,7 @@ def evaluate(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **opt
     from opensearch_kit.evaluate import evaluate as run
 
     options["hybrid"] = options["hybrid"] or ()
+    options["seismic"] = seismic_query(options)
     report: EvalReport = run(
         transport(ctx),
         index,

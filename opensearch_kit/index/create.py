@@ -18,7 +18,7 @@ from opensearch_kit.index.bodies import (
     tuned_pipeline_name,
 )
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta, ModelRef, SparseField
-from opensearch_kit.index.options import Chunking, Prune, check_weights
+from opensearch_kit.index.options import Chunking, Prune, Seismic, check_weights
 from opensearch_kit.index.templates import load
 from opensearch_kit.opensearch.info import cluster_version, installed_plugins
 from opensearch_kit.opensearch.ml import SERVING, model_function
@@ -47,6 +47,8 @@ class IndexCreated:
     def summary(self) -> str:
         m = self.meta
         lines = [f"created index {m.index} ({m.language}, analyzer {m.analyzer}, sparse {m.sparse.type})"]
+        if m.sparse.seismic:
+            lines.append("SEISMIC: " + ", ".join(f"{k} {v}" for k, v in m.sparse.seismic.parameters().items()))
         if m.dense:
             lines.append(f"dense field: {m.dense.dimension} dims, {m.dense.space_type}, lucene hnsw")
         lines.append("pipelines: " + ", ".join(m.pipelines.values()))
@@ -113,6 +115,7 @@ def create_index(
     chunking: Chunking | None = None,
     sparse_type: str = "rank_features",
     prune: Prune | None = None,
+    seismic: Seismic | None = None,
     weights: tuple[float, ...] | list[float] | None = None,
     shards: int = 1,
     batch_size: int = 16,
@@ -120,13 +123,18 @@ def create_index(
     """Create the ingest and search pipelines and the index, all rendered from the templates.
 
     The models must exist, be deployed and be of the right kind. The index's `_meta.opensearch_kit` records what
-    it was built with (`IndexMeta`). Nothing is left behind when a step fails.
+    it was built with (`IndexMeta`). Nothing is left behind when a step fails. `seismic`: the SEISMIC index
+    parameters of a sparse_vector field (default `Seismic()`).
     """
     transport = Transport.of(cluster)
     if sparse_type not in SPARSE_TYPES:
         raise KitError(f"unknown sparse field type {sparse_type!r}", f"use one of {', '.join(SPARSE_TYPES)}")
     if sparse_type == "sparse_vector" and cluster_version(transport) < (3, 3):
         raise KitError("sparse_vector (SEISMIC) fields need OpenSearch 3.3+", "use --sparse-type rank_features")
+    if seismic is not None and sparse_type != "sparse_vector":
+        raise KitError("SEISMIC parameters apply to sparse_vector fields only", "add --sparse-type sparse_vector")
+    if sparse_type == "sparse_vector":
+        seismic = seismic or Seismic()
     if weights is not None:
         check_weights(tuple(weights))
     if transport.exists(f"/{index}"):
@@ -143,7 +151,7 @@ def create_index(
         names.pop("two_phase")  # neural-search rejects two-phase queries on SEISMIC fields
     if not reranker_model:
         names.pop("rerank")
-    meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names)
+    meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names, seismic)
     body = index_body(meta, shards)
     pipelines = {names["ingest"]: ingest_pipeline_body(meta, batch_size), **search_pipeline_bodies(meta)}
     roles = {name: role for role, name in names.items()}
@@ -167,6 +175,7 @@ def build_meta(
     prune: Prune | None,
     weights: Any,
     names: dict[str, str],
+    seismic: Seismic | None = None,
 ) -> IndexMeta:
     """The record of a new index."""
     chunked = chunking is not None
@@ -185,6 +194,7 @@ def build_meta(
         type=sparse_type,
         format="TOKEN_ID" if sparse_type == "sparse_vector" else "WORD",
         prune=prune,
+        seismic=seismic,
     )
     dense = None
     if "dense" in models:

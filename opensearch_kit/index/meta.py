@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from opensearch_kit.errors import IndexNotFound, KitError
-from opensearch_kit.index.options import Chunking, Prune
+from opensearch_kit.index.options import Chunking, Prune, Seismic
 from opensearch_kit.opensearch.transport import Transport
 
 META_KEY = "opensearch_kit"
@@ -53,6 +53,7 @@ class SparseField:
     nested_path: str | None  # set when chunked: one vector per chunk under `query_field`
     query_field: str
     prune: Prune | None = None
+    seismic: Seismic | None = None  # sparse_vector: the SEISMIC index parameters
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class IndexMeta:
         try:
             sparse = dict(record["sparse"])
             prune = sparse.pop("prune", None)
+            seismic = sparse.pop("seismic", None)
             dense = record.get("dense")
             reranker = record.get("reranker", record.get("rerank"))
             chunking = record.get("chunking")
@@ -133,7 +135,9 @@ class IndexMeta:
                 index=record["index"],
                 language=record["language"],
                 analyzer=record["analyzer"],
-                sparse=SparseField(**sparse, prune=Prune(**prune) if prune else None),
+                sparse=SparseField(
+                    **sparse, prune=Prune(**prune) if prune else None, seismic=Seismic(**seismic) if seismic else None
+                ),
                 dense=DenseField(**dense) if dense else None,
                 reranker=ModelRef(**reranker) if reranker else None,
                 chunking=Chunking(chunking["token_limit"], chunking["overlap_rate"]) if chunking else None,

@@ -4,7 +4,7 @@ sparse_encoding processor does, PruneUtils in float32) and hybrid weights."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from opensearch_kit.errors import KitError
 
@@ -63,6 +63,40 @@ class Prune:
             running = np.cumsum(vals[order], dtype=np.float32)
             keep = order[running <= ratio * total]
         return {keys[i]: weights[keys[i]] for i in sorted(keep)}
+
+
+@dataclass(frozen=True)
+class Seismic:
+    """Index parameters of a SEISMIC `sparse_vector` field (neural-search `method.parameters`). None leaves a
+    parameter to neural-search: n_postings then is max(0.0005 x segment documents, 160). The kit's own default
+    approximate_threshold (neural-search's is 1,000,000 documents per segment, so smaller indexes never use the
+    ANN structures) comes from scripts/bench_scale.py: see the README's "Sizing a cluster"."""
+
+    n_postings: int | None = None
+    cluster_ratio: float | None = None
+    summary_prune_ratio: float | None = None
+    approximate_threshold: int | None = 5000
+
+    def __post_init__(self) -> None:
+        bad = [
+            (self.n_postings is not None and self.n_postings < 1, "n_postings must be a positive integer"),
+            (self.cluster_ratio is not None and not 0 < self.cluster_ratio < 1, "cluster_ratio must be in (0, 1)"),
+            (
+                self.summary_prune_ratio is not None and not 0 < self.summary_prune_ratio <= 1,
+                "summary_prune_ratio must be in (0, 1]",
+            ),
+            (
+                self.approximate_threshold is not None and self.approximate_threshold < 0,
+                "approximate_threshold must be 0 or more",
+            ),
+        ]
+        problems = [message for failed, message in bad if failed]
+        if problems:
+            raise KitError(f"bad SEISMIC parameters: {'; '.join(problems)}", "see index create --help")
+
+    def parameters(self) -> dict[str, int | float]:
+        """The mapping's `method.parameters`: the parameters that are set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)

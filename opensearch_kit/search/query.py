@@ -30,6 +30,7 @@ class IndexConfig:
     text_field: str = "text"
     title_field: str | None = None
     sparse_field: str | None = None
+    sparse_type: str = "rank_features"  # sparse_vector: SEISMIC, queried with method_parameters
     dense_field: str | None = None
     sparse_model_id: str | None = None
     dense_model_id: str | None = None
@@ -47,6 +48,7 @@ class IndexConfig:
             text_field=meta.fields.text,
             title_field=meta.fields.title,
             sparse_field=meta.sparse.query_field,
+            sparse_type=meta.sparse.type,
             dense_field=meta.dense.query_field if meta.dense else None,
             sparse_model_id=meta.sparse.model_id,
             dense_model_id=meta.dense.model_id if meta.dense else None,
@@ -56,6 +58,27 @@ class IndexConfig:
             dense_nested=meta.dense.nested_path if meta.dense else None,
             chunks_field=meta.fields.chunks if meta.chunking else None,
         )
+
+
+@dataclass(frozen=True)
+class SeismicQuery:
+    """SEISMIC query knobs (neural_sparse `method_parameters` on a sparse_vector field): the `top_n` heaviest
+    query tokens pick the posting lists, `heap_factor` (> 1: more clusters visited, better recall, slower), and `k`
+    candidates per segment (None: the request's depth, so deep evaluations are not cut at 10). Defaults come from
+    scripts/bench_scale.py (see the README's "Sizing a cluster")."""
+
+    top_n: int = 10
+    heap_factor: float = 1.0
+    k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_n < 1 or self.heap_factor <= 0 or (self.k is not None and self.k < 1):
+            raise KitError(
+                f"bad SEISMIC query parameters {self}", "top_n and k take integers >= 1, heap_factor a number > 0"
+            )
+
+    def method_parameters(self, depth: int) -> dict:
+        return {"top_n": self.top_n, "heap_factor": self.heap_factor, "k": max(self.k or depth, depth)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,7 @@ class QueryOptions:
     pagination_depth: int | None = None
     title_boost: float = 2.0
     source: tuple[str, ...] | None = None  # None: title and text fields; (): no _source
+    seismic: SeismicQuery = SeismicQuery()  # used on sparse_vector fields only
 
     @classmethod
     def parse(cls, spec: str, **kwargs) -> QueryOptions:
@@ -303,6 +327,8 @@ def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth) -
         return bm25_clause(text, config, options.title_boost)
     if signal == "sparse":
         clause = sparse_clause(text, config, sparse_tokens)
+        if config.sparse_type == "sparse_vector":
+            clause["neural_sparse"][config.sparse_field]["method_parameters"] = options.seismic.method_parameters(depth)
     else:
         clause = dense_clause(text, config, depth, dense_vector)
     path = getattr(config, f"{signal}_nested")
