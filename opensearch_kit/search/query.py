@@ -64,8 +64,8 @@ class IndexConfig:
 class SeismicQuery:
     """SEISMIC query knobs (neural_sparse `method_parameters` on a sparse_vector field): the `top_n` heaviest
     query tokens pick the posting lists, `heap_factor` (> 1: more clusters visited, better recall, slower), and `k`
-    candidates per segment (None: the request's depth, so deep evaluations are not cut at 10). Defaults come from
-    scripts/bench_scale.py (see the README's "Sizing a cluster")."""
+    candidates per segment, never fewer than the request's depth (so an evaluation at k=100 is not cut at
+    neural-search's default 10). Defaults: README "SEISMIC"; scripts/bench_scale.py measures them."""
 
     top_n: int = 10
     heap_factor: float = 1.0
