@@ -67,7 +67,7 @@ class SeismicQuery:
     candidates per segment, never fewer than the request's depth (so an evaluation at k=100 is not cut at
     neural-search's default 10). Defaults: README "SEISMIC"; scripts/bench_scale.py measures them."""
 
-    top_n: int = 10
+    top_n: int = 20
     heap_factor: float = 1.0
     k: int | None = None
 
