@@ -1,13 +1,14 @@
 """Scale: N documents end to end with the demo models (tiny SPLADE int8 + all-MiniLM-L6-v2, ONNX, client mode).
 
     python scripts/bench_scale.py --url http://127.0.0.1:9200 --datasets DIR --docs 10000 [--queries 200]
-        [--out scale.json] [--chart scale.png] [--no-ray]
+        [--ray-docs 1000] [--out scale.json] [--chart scale.png]
 
 Builds a deterministic corpus (scripts/scale_corpus.py), deploys both ONNX exports (so in-cluster and local query
 encoding run the very same graphs), then measures, for that N:
-- ingest docs/s, in-process client mode and `--engine ray` (2 actors, the same 2 cores), into a `rank_features` +
-  dense index; a sparse-only `sparse_vector` (SEISMIC) index; index size on disk (per field by reindexing into
-  indexes without it), JVM heap used;
+- ingest docs/s of the N documents, in-process client mode, into a `rank_features` + dense index; in-process vs
+  `--engine ray` (2 actors, the same cores) on the first `--ray-docs`; the `sparse_vector` (SEISMIC) index gets
+  the same sparse vectors keyed by token id (no second encoding); index size on disk (per field: less a reindexed
+  copy without it), JVM heap used;
 - query p50/p99 per mode (bm25, sparse on rank_features, sparse on sparse_vector, sparse+two-phase, dense, hybrid,
   hybrid+rrf) with in-cluster and with local query encoding, and where a hybrid query's time goes (local encoding,
   ML Commons predict, each sub-query's server time, the hybrid's, the HTTP round trip);
