@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from opensearch_kit.cli.common import emit, json_option, spec_of, transport
-from opensearch_kit.index.options import Chunking, Prune, parse_weights
+from opensearch_kit.index.options import Chunking, Prune, Seismic, parse_weights
+
+SEISMIC_OPTIONS = ("n_postings", "cluster_ratio", "summary_prune_ratio", "approximate_threshold")
 
 
 @click.group("index")
@@ -41,6 +44,14 @@ def index_group() -> None:
     help="Prune document vectors at ingest: TYPE:RATIO (top_k, max_ratio, alpha_mass, abs_value).",
 )
 @click.option("--weights", callback=spec_of(parse_weights), help="Hybrid sub-query weights summing to 1, e.g. 0.3,0.7.")
+@click.option("--n-postings", type=click.IntRange(1), help="SEISMIC: documents kept per posting list.")
+@click.option("--cluster-ratio", type=float, help="SEISMIC: clusters per posting list document, in (0, 1).")
+@click.option("--summary-prune-ratio", type=float, help="SEISMIC: share of a cluster summary's weight kept, (0, 1].")
+@click.option(
+    "--approximate-threshold",
+    type=click.IntRange(0),
+    help=f"SEISMIC: segment documents from which ANN is used [default: {Seismic().approximate_threshold}].",
+)
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(1))
 @click.option(
     "--field",
@@ -62,7 +73,9 @@ def index_create(ctx, index, sparse_model, as_json, **options):
     from opensearch_kit.index.fields import parse_fields
 
     options["fields"] = parse_fields(options["fields"])
-    emit(create_index(transport(ctx), index, sparse_model, **options), as_json)
+    given = {k: v for k in SEISMIC_OPTIONS if (v := options.pop(k)) is not None}
+    seismic = Seismic(**{**asdict(Seismic()), **given}) if given else None
+    emit(create_index(transport(ctx), index, sparse_model, seismic=seismic, **options), as_json)
 
 
 @index_group.command("delete")

@@ -76,9 +76,34 @@ def filter_options(command):
     return command
 
 
+def seismic_options(command):
+    """--top-n / --heap-factor / --seismic-k: SEISMIC query knobs (sparse_vector indexes)."""
+    from opensearch_kit.search.query import SeismicQuery
+
+    default = SeismicQuery()
+    options = [
+        click.option("--top-n", type=click.IntRange(1), default=default.top_n, show_default=True,
+                     help="SEISMIC: query tokens that pick the posting lists."),
+        click.option("--heap-factor", type=click.FloatRange(0, min_open=True), default=default.heap_factor,
+                     show_default=True, help="SEISMIC: > 1 visits more clusters (recall up, speed down)."),
+        click.option("--seismic-k", type=click.IntRange(1),
+                     help="SEISMIC: candidates per segment [default: the hits retrieved]."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def gathered_filter() -> tuple:
     """The --filter / --where clauses of the running command, in the order given."""
     return tuple(click.get_current_context().meta.get("opensearch_kit.filter", ()))
+
+
+def seismic_query(options: dict):
+    """The SeismicQuery of the --top-n / --heap-factor / --seismic-k values popped from `options`."""
+    from opensearch_kit.search.query import SeismicQuery
+
+    return SeismicQuery(options.pop("top_n"), options.pop("heap_factor"), options.pop("seismic_k"))
 
 
 weights_option = click.option(
@@ -102,6 +127,7 @@ weights_option = click.option(
 @click.option("--source-fields", "source", callback=csv_of(str), help="Fields of each hit's _source to return.")
 @click.option("--highlight", is_flag=True, help="Show each hit's passage best matching the query's words.")
 @filter_options
+@seismic_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -111,6 +137,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
 
     options["hybrid"] = options["hybrid"] or ()
     options["filter"] = gathered_filter()
+    options["seismic"] = seismic_query(options)
     searcher = Searcher(transport(ctx), index, encoding=encoding, **local_encoders(sparse_encoder, dense_encoder))
     emit(searcher.search(text, QueryOptions(**options)), as_json)
 
@@ -133,6 +160,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
 @filter_options
+@seismic_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -143,6 +171,7 @@ def evaluate(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **opt
 
     options["hybrid"] = options["hybrid"] or ()
     options["filter"] = gathered_filter()
+    options["seismic"] = seismic_query(options)
     report: EvalReport = run(
         transport(ctx),
         index,

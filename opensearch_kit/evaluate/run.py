@@ -15,7 +15,7 @@ from opensearch_kit.evaluate.metrics import METRICS, Run, score_run
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.filters import Filter
-from opensearch_kit.search.query import IndexConfig, QueryOptions, signals_of
+from opensearch_kit.search.query import IndexConfig, QueryOptions, SeismicQuery, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 
 DEFAULT_MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rerank")
@@ -80,6 +80,7 @@ def evaluate(
     sparse_encoder: SparseQueryEncoder | None = None,
     dense_encoder: DenseQueryEncoder | None = None,
     encoding: Encoding = "auto",
+    seismic: SeismicQuery | None = None,
     out: Path | None = None,
     chart: Path | None = None,
     progress: bool = True,
@@ -101,7 +102,7 @@ def evaluate(
     )
     plans = {}
     for mode in modes:
-        options = QueryOptions.parse(mode, k=k, source=(), filter=tuple(filter))
+        options = QueryOptions.parse(mode, k=k, source=(), filter=tuple(filter), seismic=seismic or SeismicQuery())
         plans[options.label] = replace(options, hybrid=hybrid, weights=weights) if options.mode == "hybrid" else options
     first = next(iter(queries.values()))
     for options in plans.values():  # refuse a misconfigured mode before spending time on the others

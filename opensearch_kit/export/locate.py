@@ -11,9 +11,9 @@ from opensearch_kit.export.identity import cached_export, export_dir, fingerprin
 from opensearch_kit.opensearch.ml import MLCommons, fingerprint_of_group
 
 
-def onnx_export_of(ml: MLCommons, model_id: str, kind: str, *, root: Path | None = None) -> Path:
+def onnx_export_of(ml: MLCommons, model_id: str, kind: str, *, root: Path | None = None, make: bool = True) -> Path:
     """The directory of the ONNX export of deployed model `model_id` (a `kind` model); a KitError with the exact
-    export command when it can be neither found nor made."""
+    export command when it can be neither found nor made (`make` False: when it is not in the cache)."""
     flag = f"--{kind}-encoder DIR"
     fp = fingerprint_of_group(ml, ml.get(model_id).get("model_group_id"))
     artifact = cached_export(fp, root) if fp else None
@@ -30,6 +30,8 @@ def onnx_export_of(ml: MLCommons, model_id: str, kind: str, *, root: Path | None
     if onnx:
         return onnx.dir
     out = export_dir(model_name(source, kind, "onnx", onnx_fp), onnx_fp, root)
+    if not make:
+        raise KitError(f"no ONNX export of {kind} model {model_id} in the export cache", f"make it in {out}")
     hub_id = source.count("/") == 1 and not source.startswith(("/", ".", "~"))
     if not (Path(source).exists() or hub_id):
         raise KitError(

@@ -3,7 +3,7 @@ options it is built with (`Chunking`, `Prune`, weights), and creating, describin
 
 from opensearch_kit.index.create import create_index, delete_index, index_info
 from opensearch_kit.index.meta import FIELDS, Fields, IndexMeta
-from opensearch_kit.index.options import Chunking, Prune, parse_weights
+from opensearch_kit.index.options import Chunking, Prune, Seismic, parse_weights
 
 __all__ = [
     "FIELDS",
@@ -11,6 +11,7 @@ __all__ = [
     "Fields",
     "IndexMeta",
     "Prune",
+    "Seismic",
     "create_index",
     "delete_index",
     "index_info",

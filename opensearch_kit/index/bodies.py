@@ -40,7 +40,10 @@ def pipeline_path(role: str, name: str) -> str:
 def index_body(meta: IndexMeta, shards: int = 1) -> dict:
     """Settings and mappings of an index, with its `_meta` record."""
     chunked, dense = meta.chunking is not None, meta.dense
-    sparse = render(f"mappings/fields/{meta.sparse.type}.json")
+    seismic = meta.sparse.seismic
+    sparse = render(
+        f"mappings/fields/{meta.sparse.type}.json", seismic=(seismic.parameters() or None) if seismic else None
+    )
     knn = dense and render("mappings/fields/knn_vector.json", dimension=dense.dimension, space_type=dense.space_type)
     body = render(
         "mappings/index.json",

@@ -21,7 +21,7 @@ from opensearch_kit.index.bodies import (
 )
 from opensearch_kit.index.fields import check_fields
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta, ModelRef, SparseField
-from opensearch_kit.index.options import Chunking, Prune, check_weights
+from opensearch_kit.index.options import Chunking, Prune, Seismic, check_weights
 from opensearch_kit.index.templates import load
 from opensearch_kit.index.token_ids import check_sparse_vector
 from opensearch_kit.opensearch.info import cluster_version, installed_plugins
@@ -51,6 +51,8 @@ class IndexCreated:
     def summary(self) -> str:
         m = self.meta
         lines = [f"created index {m.index} ({m.language}, analyzer {m.analyzer}, sparse {m.sparse.type})"]
+        if m.sparse.seismic:
+            lines.append("SEISMIC: " + ", ".join(f"{k} {v}" for k, v in m.sparse.seismic.parameters().items()))
         if m.dense:
             lines.append(f"dense field: {m.dense.dimension} dims, {m.dense.space_type}, lucene hnsw")
         lines.append("pipelines: " + ", ".join(m.pipelines.values()))
@@ -117,6 +119,7 @@ def create_index(
     chunking: Chunking | None = None,
     sparse_type: str = "rank_features",
     prune: Prune | None = None,
+    seismic: Seismic | None = None,
     weights: tuple[float, ...] | list[float] | None = None,
     shards: int = 1,
     batch_size: int = 16,
@@ -129,12 +132,17 @@ def create_index(
     lines indexed as top-level typed fields. A sparse_vector field is refused for a sparse model whose vocabulary
     the server's SEISMIC cannot hold (read from `sparse_encoder`, the model's export, when given). The index's
     `_meta.opensearch_kit` records what it was built with (`IndexMeta`). Nothing is left behind when a step fails.
+    `seismic`: the SEISMIC index parameters of a sparse_vector field (default `Seismic()`).
     """
     transport = Transport.of(cluster)
     if sparse_type not in SPARSE_TYPES:
         raise KitError(f"unknown sparse field type {sparse_type!r}", f"use one of {', '.join(SPARSE_TYPES)}")
     if sparse_type == "sparse_vector" and cluster_version(transport) < (3, 3):
         raise KitError("sparse_vector (SEISMIC) fields need OpenSearch 3.3+", "use --sparse-type rank_features")
+    if seismic is not None and sparse_type != "sparse_vector":
+        raise KitError("SEISMIC parameters apply to sparse_vector fields only", "add --sparse-type sparse_vector")
+    if sparse_type == "sparse_vector":
+        seismic = seismic or Seismic()
     if weights is not None:
         check_weights(tuple(weights))
     check_fields(fields or {})
@@ -153,7 +161,7 @@ def create_index(
         names.pop("two_phase")  # neural-search rejects two-phase queries on SEISMIC fields
     if not reranker_model:
         names.pop("rerank")
-    meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names)
+    meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names, seismic)
     meta = replace(meta, typed_fields=dict(fields or {}))
     if ids:
         meta = replace(meta, sparse=replace(meta.sparse, folds_ids=ids[0], id_limit=ids[1]))
@@ -180,6 +188,7 @@ def build_meta(
     prune: Prune | None,
     weights: Any,
     names: dict[str, str],
+    seismic: Seismic | None = None,
 ) -> IndexMeta:
     """The record of a new index."""
     chunked = chunking is not None
@@ -198,6 +207,7 @@ def build_meta(
         type=sparse_type,
         format="TOKEN_ID" if sparse_type == "sparse_vector" else "WORD",
         prune=prune,
+        seismic=seismic,
     )
     dense = None
     if "dense" in models:

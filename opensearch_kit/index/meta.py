@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from opensearch_kit.errors import IndexNotFound, KitError
-from opensearch_kit.index.options import Chunking, Prune
+from opensearch_kit.index.options import Chunking, Prune, Seismic
 from opensearch_kit.opensearch.transport import Transport
 
 META_KEY = "opensearch_kit"
@@ -57,6 +57,7 @@ class SparseField:
     # probe when the index was made; ids at or above `id_limit` cannot be stored or queried
     folds_ids: bool | None = None
     id_limit: int | None = None
+    seismic: Seismic | None = None  # sparse_vector: the SEISMIC index parameters
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class IndexMeta:
         try:
             sparse = dict(record["sparse"])
             prune = sparse.pop("prune", None)
+            seismic = sparse.pop("seismic", None)
             dense = record.get("dense")
             reranker = record.get("reranker", record.get("rerank"))
             chunking = record.get("chunking")
@@ -139,7 +141,9 @@ class IndexMeta:
                 index=record["index"],
                 language=record["language"],
                 analyzer=record["analyzer"],
-                sparse=SparseField(**sparse, prune=Prune(**prune) if prune else None),
+                sparse=SparseField(
+                    **sparse, prune=Prune(**prune) if prune else None, seismic=Seismic(**seismic) if seismic else None
+                ),
                 dense=DenseField(**dense) if dense else None,
                 reranker=ModelRef(**reranker) if reranker else None,
                 chunking=Chunking(chunking["token_limit"], chunking["overlap_rate"]) if chunking else None,

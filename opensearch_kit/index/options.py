@@ -4,7 +4,7 @@ sparse_encoding processor does, PruneUtils in float32) and hybrid weights."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from opensearch_kit.errors import KitError
 
@@ -66,6 +66,40 @@ class Prune:
 
 
 @dataclass(frozen=True)
+class Seismic:
+    """Index parameters of a SEISMIC `sparse_vector` field (neural-search `method.parameters`). None leaves a
+    parameter to neural-search: n_postings then is max(0.0005 x segment documents, 160). The kit's own default
+    approximate_threshold (neural-search's is 1,000,000 documents per segment, so smaller indexes never use the
+    ANN structures) comes from scripts/bench_scale.py: see the README's "Sizing a cluster"."""
+
+    n_postings: int | None = None
+    cluster_ratio: float | None = None
+    summary_prune_ratio: float | None = None
+    approximate_threshold: int | None = 5000
+
+    def __post_init__(self) -> None:
+        bad = [
+            (self.n_postings is not None and self.n_postings < 1, "n_postings must be a positive integer"),
+            (self.cluster_ratio is not None and not 0 < self.cluster_ratio < 1, "cluster_ratio must be in (0, 1)"),
+            (
+                self.summary_prune_ratio is not None and not 0 < self.summary_prune_ratio <= 1,
+                "summary_prune_ratio must be in (0, 1]",
+            ),
+            (
+                self.approximate_threshold is not None and self.approximate_threshold < 0,
+                "approximate_threshold must be 0 or more",
+            ),
+        ]
+        problems = [message for failed, message in bad if failed]
+        if problems:
+            raise KitError(f"bad SEISMIC parameters: {'; '.join(problems)}", "see index create --help")
+
+    def parameters(self) -> dict[str, int | float]:
+        """The mapping's `method.parameters`: the parameters that are set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Chunking:
     """The text_chunking processor's fixed_token_length algorithm (standard tokenizer)."""
 
@@ -115,3 +149,24 @@ def check_weights(weights: tuple[float, ...] | list[float], source: str = "weigh
             f"{source} {list(weights)}: OpenSearch requires each weight in [0, 1] and a sum of 1.0",
             "scale the weights so they add up to 1",
         )
+
+
+@dataclass(frozen=True)
+class SeismicQuery:
+    """SEISMIC query knobs (neural_sparse `method_parameters` on a sparse_vector field): the `top_n` heaviest
+    query tokens pick the posting lists, `heap_factor` (> 1: more clusters visited, better recall, slower), and `k`
+    candidates per segment, never fewer than the request's depth (so an evaluation at k=100 is not cut at
+    neural-search's default 10). Defaults: README "SEISMIC"; scripts/bench_scale.py measures them."""
+
+    top_n: int = 20
+    heap_factor: float = 1.0
+    k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_n < 1 or self.heap_factor <= 0 or (self.k is not None and self.k < 1):
+            raise KitError(
+                f"bad SEISMIC query parameters {self}", "top_n and k take integers >= 1, heap_factor a number > 0"
+            )
+
+    def method_parameters(self, depth: int) -> dict:
+        return {"top_n": self.top_n, "heap_factor": self.heap_factor, "k": max(self.k or depth, depth)}

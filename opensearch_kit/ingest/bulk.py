@@ -7,8 +7,9 @@ import re
 import time
 
 from opensearch_kit.errors import ClusterError, KitError, Unreachable
+from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.ingest.corpus import Doc, Rejected
-from opensearch_kit.ingest.report import Ledger
+from opensearch_kit.ingest.report import IngestReport, Ledger
 from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
 
@@ -18,6 +19,15 @@ RESUME_FIX = (
     "documents already indexed are skipped, the rest sent once"
 )
 Action = tuple[Doc, str]  # a document and its bulk lines (action + source)
+
+
+def finish(transport: Transport, meta: IndexMeta, report: IngestReport) -> None:
+    """After the last bulk: refresh, warm a sparse_vector index's SEISMIC structures up (POST
+    /_plugins/_neural/warmup: without it the first queries of each segment load them), count the documents."""
+    transport.request("POST", f"/{meta.index}/_refresh")
+    if meta.sparse.type == "sparse_vector":
+        report.warm_up = transport.request("POST", f"/_plugins/_neural/warmup/{meta.index}").get("_shards")
+    report.index_count = transport.request("GET", f"/{meta.index}/_count")["count"]
 
 
 def backoff(attempt: int) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.index.meta import IndexMeta
-from opensearch_kit.ingest.bulk import BulkSender, indexed_lines
+from opensearch_kit.ingest.bulk import BulkSender, finish, indexed_lines
 from opensearch_kit.ingest.corpus import Corpus, Doc, Rejected
 from opensearch_kit.ingest.encode import LocalEncoding
 from opensearch_kit.ingest.report import IngestReport, Ledger
@@ -133,8 +133,7 @@ def ingest_ray(
         report.failure_file = str(failure_path)
     else:
         failure_path.unlink()
-    transport.request("POST", f"/{index}/_refresh")
-    report.index_count = transport.request("GET", f"/{index}/_count")["count"]
+    finish(transport, meta, report)
     if not report.count_ok:
         raise KitError(f"the count check failed:\n{report.summary()}", "report this as a bug in opensearch-kit")
     return report

@@ -35,6 +35,7 @@ class IngestReport:
     seconds: float = 0.0
     docs_per_s: float = 0.0
     index_count: int | None = None
+    warm_up: dict | None = None  # sparse_vector index: the SEISMIC warm-up's _shards answer
 
     @property
     def count_ok(self) -> bool:
@@ -69,6 +70,8 @@ class IngestReport:
             lines.append(f"{self.blank_lines} blank line(s) ignored")
         if self.mode == "client":
             lines.append(f"local encoder vs cluster model: {self.encoder_check}")
+        if self.warm_up:
+            lines.append(f"SEISMIC warm-up: {self.warm_up.get('successful')}/{self.warm_up.get('total')} shards loaded")
         return "\n".join(lines)
 
 

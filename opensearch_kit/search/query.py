@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.index.meta import IndexMeta
-from opensearch_kit.index.options import check_weights
+from opensearch_kit.index.options import SeismicQuery, check_weights
 from opensearch_kit.index.token_ids import check_token_ids
 from opensearch_kit.search.filters import Filter, bool_filtered, combined, inner_filtered
 
@@ -32,6 +32,7 @@ class IndexConfig:
     text_field: str = "text"
     title_field: str | None = None
     sparse_field: str | None = None
+    sparse_type: str = "rank_features"  # sparse_vector: SEISMIC, queried (and filtered) with method_parameters
     dense_field: str | None = None
     sparse_model_id: str | None = None
     dense_model_id: str | None = None
@@ -42,7 +43,6 @@ class IndexConfig:
     dense_nested: str | None = None
     chunks_field: str | None = None
     weight_model: dict | None = None  # `tune --apply`'s per-query weights model (search.perquery.WeightModel)
-    sparse_type: str = "rank_features"  # sparse_vector: SEISMIC, filtered by its own method_parameters.filter
     sparse_id_limit: int | None = None  # sparse_vector on a server that folds token ids: ids it holds
     filter_fields: tuple[str, ...] = ()  # top-level fields a --where shorthand names as they are
     metadata_field: str | None = "metadata"  # where other --where names are looked up
@@ -54,6 +54,7 @@ class IndexConfig:
             text_field=meta.fields.text,
             title_field=meta.fields.title,
             sparse_field=meta.sparse.query_field,
+            sparse_type=meta.sparse.type,
             dense_field=meta.dense.query_field if meta.dense else None,
             sparse_model_id=meta.sparse.model_id,
             dense_model_id=meta.dense.model_id if meta.dense else None,
@@ -63,7 +64,6 @@ class IndexConfig:
             dense_nested=meta.dense.nested_path if meta.dense else None,
             chunks_field=meta.fields.chunks if meta.chunking else None,
             weight_model=(meta.tuning or {}).get("weight_model"),
-            sparse_type=meta.sparse.type,
             sparse_id_limit=meta.sparse.id_limit,
             filter_fields=(meta.fields.id, meta.fields.title, meta.fields.text, *meta.typed_fields),
             metadata_field=meta.fields.metadata,
@@ -91,6 +91,7 @@ class QueryOptions:
     filter: tuple[Filter, ...] = ()
     offset: int = 0
     highlight: bool = False
+    seismic: SeismicQuery = SeismicQuery()  # used on sparse_vector fields only
 
     @classmethod
     def parse(cls, spec: str, **kwargs) -> QueryOptions:
@@ -348,6 +349,7 @@ def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth, o
     if signal == "sparse":
         clause = sparse_clause(text, config, sparse_tokens)
         if config.sparse_type == "sparse_vector":
+            clause["neural_sparse"][config.sparse_field]["method_parameters"] = options.seismic.method_parameters(depth)
             clause = inner_filtered(clause, only, depth)
     else:
         clause = inner_filtered(dense_clause(text, config, depth, dense_vector), only, depth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -116,12 +117,14 @@ def hybrid_takes_filter(transport: Transport) -> bool:
     return cluster_version(transport) >= (3, 0)
 
 
-def local_sparse_encoder(export_dir: Path) -> SparseQueryEncoder:
-    """Query encoder from an ONNX sparse export directory (opensearch-kit export sparse --format onnx)."""
+def local_sparse_encoder(export_dir: Path, token_ids: bool = False) -> SparseQueryEncoder:
+    """Query encoder from an ONNX sparse export directory (opensearch-kit export sparse --format onnx); token
+    ids as keys (`token_ids`) for sparse_vector fields, token strings for rank_features."""
     from opensearch_kit.runtime.sparse import SparseEncoder
 
     encoder = SparseEncoder.from_dir(export_dir)
-    return lambda text: encoder.encode([text])[0]
+    encode = encoder.encode_ids if token_ids else encoder.encode
+    return lambda text: encode([text])[0]
 
 
 def local_dense_encoder(export_dir: Path) -> DenseQueryEncoder:
@@ -133,9 +136,11 @@ def local_dense_encoder(export_dir: Path) -> DenseQueryEncoder:
 
 
 class Searcher:
-    """Searches one index. Sparse and dense queries are encoded in the cluster by the index's model ids, or
-    locally by the given encoders: `encoding` auto prefers the cluster's models, local / cluster force one side.
-    `hybrid_filter`: whether the server's hybrid query takes a filter (None: asked of the cluster when needed)."""
+    """Searches one index. Sparse and dense queries are encoded locally by the given encoders, or by the ONNX
+    export of the index's model when the export cache holds it (ML Commons runs one predict call per query
+    embedding, several times the cost of local ONNX on the same cores: see scripts/bench_scale.py), else in the
+    cluster by the index's model ids. `encoding` local / cluster force one side. `hybrid_filter`: whether the
+    server's hybrid query takes a filter (None: asked of the cluster when needed)."""
 
     def __init__(
         self,
@@ -155,6 +160,7 @@ class Searcher:
         self.encoding = encoding
         self._pipelines: dict[str, dict] = {}
         self.hybrid_filter = hybrid_filter
+        self._looked_up: set[str] = set()  # signals whose cached export auto mode has looked for
 
     def pipeline_definitions(self, names: list[str]) -> dict[str, dict]:
         """Definitions of the named search pipelines that exist (fetched once per name)."""
@@ -173,8 +179,13 @@ class Searcher:
         has_model = bool(model_id)
         if self.encoding == "local" and has_model and self.encoders[signal] is None:
             self.encoders[signal] = self.located_encoder(signal, model_id)
+        if self.encoding == "auto" and has_model and self.encoders[signal] is None and signal not in self._looked_up:
+            self._looked_up.add(signal)
+            # no cached export (or the model is gone): the cluster encodes, and answers for its model
+            with contextlib.suppress(KitError):
+                self.encoders[signal] = self.located_encoder(signal, model_id, make=False)
         has_local = self.encoders[signal] is not None
-        if self.encoding == "local" or (self.encoding == "auto" and not has_model):
+        if self.encoding == "local" or (self.encoding == "auto" and (has_local or not has_model)):
             if not has_local:
                 where = "" if self.encoding == "local" else " and the index records no in-cluster model"
                 raise KitError(
@@ -189,12 +200,15 @@ class Searcher:
             )
         return False
 
-    def located_encoder(self, signal: str, model_id: str):
-        """The local query encoder of the index's `signal` model, from its ONNX export found by fingerprint."""
+    def located_encoder(self, signal: str, model_id: str, make: bool = True):
+        """The local query encoder of the index's `signal` model, from its ONNX export found by fingerprint (made
+        from its recorded source when missing, if `make`)."""
         from opensearch_kit.export.locate import onnx_export_of
 
-        export = onnx_export_of(self.transport.ml, model_id, signal)
-        return (local_sparse_encoder if signal == "sparse" else local_dense_encoder)(export)
+        export = onnx_export_of(self.transport.ml, model_id, signal, make=make)
+        if signal == "dense":
+            return local_dense_encoder(export)
+        return local_sparse_encoder(export, token_ids=self.config.sparse_type == "sparse_vector")
 
     def build(self, text: str, options: QueryOptions) -> SearchRequest:
         """The request for `text`, with query vectors encoded locally where this searcher does so."""

@@ -46,7 +46,13 @@ def test_client_ingest_without_encoder_flags_on_models_deployed_from_folders(
         local = Searcher(transport, index, encoding="local")
         for mode in ("sparse", "dense"):
             assert local.search("neural sparse search document", QueryOptions(mode=mode)).hits, mode
+        # the default (auto) encodes queries locally when the exports are cached: no ML Commons predict per query
+        auto = Searcher(transport, index)
+        body = auto.search("neural sparse search document", QueryOptions(mode="hybrid")).request.body
+        sparse_q, dense_q = body["query"]["hybrid"]["queries"][1:]
+        assert "query_tokens" in sparse_q["neural_sparse"]["sparse_embedding"] and "knn" in dense_q
         shutil.rmtree(tmp_path / "cache")
+        assert not Searcher(transport, index).uses_local("sparse")  # no export found: the cluster encodes
         with pytest.raises(KitError, match="no local export of sparse model") as err:
             onnx_export_of(ml, sparse.model_id, "sparse")
         assert "--sparse-encoder DIR" in err.value.fix and "--format onnx" in err.value.fix

@@ -8,6 +8,7 @@ from opensearch_kit.errors import KitError
 from opensearch_kit.index.fields import convert, parse_fields
 from opensearch_kit.search import IndexConfig, QueryOptions, build_search
 from opensearch_kit.search.filters import parse_filter, where_clause
+from opensearch_kit.search.query import SeismicQuery
 
 F = {"term": {"lang": "ko"}}
 HYBRID = {"phase_results_processors": [{"normalization-processor": {}}]}
@@ -48,9 +49,9 @@ def test_each_mode_filters_in_the_engine():
     assert knn["filter"] == F and knn["k"] == 7
     seismic = IndexConfig(sparse_field="sparse", sparse_type="sparse_vector")
     query = body(QueryOptions(mode="sparse", k=5, filter=only), seismic)["query"]["neural_sparse"]["sparse"]
-    assert query["method_parameters"] == {"k": 5, "filter": F}
+    assert query["method_parameters"] == {**SeismicQuery().method_parameters(5), "filter": F}
     page = body(QueryOptions(mode="sparse", k=5, offset=10), seismic)["query"]["neural_sparse"]["sparse"]
-    assert page["method_parameters"] == {"k": 15}
+    assert page["method_parameters"] == SeismicQuery().method_parameters(15)
     two = ("lang=ko", "year>=2020")
     both = body(QueryOptions(mode="bm25", filter=two))["query"]["bool"]["filter"]
     assert both == [{"bool": {"filter": [F, {"range": {"year": {"gte": "2020"}}}]}}]
