@@ -12,6 +12,7 @@ from opensearchpy import OpenSearch
 
 from opensearch_kit.errors import KitError, ModelNotFound, NotFound
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.features import features
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.search.query import (
     IndexConfig,
@@ -173,7 +174,13 @@ class Searcher:
         return (local_sparse_encoder if signal == "sparse" else local_dense_encoder)(export)
 
     def build(self, text: str, options: QueryOptions) -> SearchRequest:
-        """The request for `text`, with query vectors encoded locally where this searcher does so."""
+        """The request for `text`, with query vectors encoded locally where this searcher does so; what the
+        cluster lacks (RRF before 2.19, weighted RRF before 3.0) is refused first."""
+        if options.rrf:
+            feats = features(self.transport)
+            feats.require("rrf")
+            if options.weights is not None:
+                feats.require("rrf_weights")
         signals = signals_of(options, self.config)
         tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
         vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None

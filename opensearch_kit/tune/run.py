@@ -20,6 +20,7 @@ from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.metrics import Run, score_run
 from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.features import features
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.query import QueryOptions, signals_of
@@ -287,7 +288,7 @@ def tune(
     if len(signals) < 2:
         raise KitError(f"index {index} has one signal ({signals[0]}): nothing to fuse", "index a sparse or dense field")
     hits = fetch_hits(searcher, {q: texts[q] for q in dev + held}, signals, k, progress=progress)
-    grid = fusion_grid(len(signals), rank_constants)
+    grid = fusion_grid(len(signals), rank_constants, features(searcher.transport))
     dev_scores = score_grid(grid, {q: hits[q] for q in dev}, qrels, metric, k)
     best = np.flatnonzero(dev_scores == dev_scores.max())
     winner = grid[int(best[0])]  # ties: the first in grid order (min_max and arithmetic mean come first)

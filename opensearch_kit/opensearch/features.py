@@ -1,0 +1,85 @@
+"""What the cluster behind a transport can do, decided once from its version and plugins, in one place.
+
+Every version-dependent choice the toolkit makes reads a `Features` (`features(transport)`, cached per
+transport); what the cluster lacks is refused before any request with `Features.require`, naming the version
+that has it. Each entry was checked against a live OpenSearch 2.19.1 and 3.6.0 node and the plugins' sources.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from opensearch_kit.errors import KitError
+from opensearch_kit.opensearch.transport import Transport
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A capability, the OpenSearch version that brought it, and the way round it on older clusters."""
+
+    what: str
+    since: tuple[int, int]
+    instead: str
+
+
+FEATURES = {
+    # neural-search 3.3: the sparse_vector field type and its SEISMIC approximate search (index.sparse).
+    "sparse_vector": Feature("sparse_vector fields (SEISMIC)", (3, 3), "use --sparse-type rank_features"),
+    # neural-search 3.0: ScoreNormalizationFactory knows min_max, l2 and rrf only before it.
+    "z_score": Feature("z_score normalization", (3, 0), "use min_max or l2 normalization"),
+    # neural-search 3.0: HybridQueryBuilder parses no `filter` before it.
+    "hybrid_filter": Feature("the hybrid query's filter", (3, 0), "filter each sub-query"),
+    # neural-search 2.19 brought the score-ranker-processor (rrf); per-sub-query weights came with 3.0.
+    "rrf": Feature("RRF fusion (score-ranker-processor)", (2, 19), "use a normalization-processor pipeline"),
+    "rrf_weights": Feature("weighted RRF", (3, 0), "use RRF without weights"),
+    # ml-commons 3.0: TEXT_EMBEDDING pooling_mode `none` (the graph pools) and additional_config.
+    "graph_pooling": Feature(
+        "dense models that pool in their graph (pooling_mode none)", (3, 0), "export the dense model as TorchScript"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Features:
+    """The cluster's version and plugins, and what follows from them."""
+
+    version: tuple[int, ...]
+    plugins: frozenset[str]
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def has(self, name: str) -> bool:
+        """Whether the cluster has feature `name` (a key of FEATURES)."""
+        return self.version[:2] >= FEATURES[name].since
+
+    def require(self, name: str) -> None:
+        """A KitError, before any request is sent, when the cluster lacks feature `name`."""
+        if not self.has(name):
+            feature = FEATURES[name]
+            since = ".".join(map(str, feature.since))
+            raise KitError(
+                f"{feature.what} needs OpenSearch {since}+; this cluster runs {self.version_text}",
+                f"{feature.instead}, or use an OpenSearch {since}+ cluster",
+            )
+
+
+_CACHE: weakref.WeakKeyDictionary[Transport, Features] = weakref.WeakKeyDictionary()
+
+
+def parse_version(number: str) -> tuple[int, ...]:
+    """ "3.6.0" (or "3.6.0-SNAPSHOT") as (3, 6, 0)."""
+    return tuple(int(p) for p in number.split("-")[0].split("."))
+
+
+def features(transport: Transport) -> Features:
+    """The features of the cluster behind `transport`, read once (GET / and _cat/plugins) and cached."""
+    found = _CACHE.get(transport)
+    if found is None:
+        number = transport.request("GET", "/")["version"]["number"]
+        plugins = transport.request("GET", "/_cat/plugins", params={"format": "json"})
+        found = Features(parse_version(number), frozenset(p["component"] for p in plugins))
+        _CACHE[transport] = found
+    return found
