@@ -54,6 +54,7 @@ class Distribution:
     djl_torch: str  # ml-commons' PYTORCH_VERSION
     nori: bool
     module_class: str = "ModulePlugin"  # core modules' class suffix (3.0 renamed PainlessPlugin and the like)
+    reindex: bool = False  # whether its ml-commons needs the reindex module (2.x deletes model chunks by query)
 
     @property
     def plugin_version(self) -> str:
@@ -115,6 +116,7 @@ DISTRIBUTIONS = {
             djl_torch="1.13.1",
             nori=False,
             module_class="Plugin",
+            reindex=True,
         ),
     )
 }
@@ -181,6 +183,13 @@ REQUIRED_MODULES = (
         extended="lang-painless",
     ),
 )
+REINDEX = _core_jar(
+    "reindex",
+    "org.opensearch.index.reindex.Reindex",
+    "Reindex and delete by query",
+    artifact="reindex-client",
+    permissions=('java.net.SocketPermission "*", "connect"',),  # the module's own grant (remote reindex)
+)
 # analysis-nori is published on Maven Central only as the 3.8.0 jar; its classes use only stable analysis APIs,
 # and the toolkit pairs it with the Lucene nori jar of the core's own Lucene version.
 NORI = JarPlugin(
@@ -221,7 +230,7 @@ def assemble(install_root: Path, maven: MavenCache, jdk: Jdk, dist: Distribution
     _extract(paths[dist.core], staging)
     built = staging / f"opensearch-{dist.version}"
     lucene = lucene_version(built)
-    for module in REQUIRED_MODULES:
+    for module in REQUIRED_MODULES + ((REINDEX,) if dist.reindex else ()):
         if not (built / "modules" / module.name).is_dir():
             install_jar_plugin(built / "modules", module, maven, lucene, dist)
     with progress_bar(len(dist.plugin_zips), desc="installing plugins", unit="plugin") as bar:
@@ -293,9 +302,10 @@ def pom_dependencies(pom: Path) -> list[MavenArtifact]:
     return deps
 
 
-def runtime_jars(artifact: MavenArtifact, maven: MavenCache, lucene: str) -> list[MavenArtifact]:
+def runtime_jars(artifact: MavenArtifact, maven: MavenCache, lucene: str, provided: set[str]) -> list[MavenArtifact]:
     """`artifact` and its POM dependencies, following OpenSearch's own libraries (ingest-common -> opensearch-grok
-    -> joni); Lucene jars pinned to the core's Lucene version."""
+    -> joni); Lucene jars pinned to the core's Lucene version; jars the core ships (`provided` file names) left
+    out (a second copy is jar hell)."""
     jars: list[MavenArtifact] = []
     follow = [artifact]
     while follow:
@@ -303,7 +313,7 @@ def runtime_jars(artifact: MavenArtifact, maven: MavenCache, lucene: str) -> lis
         jars.append(current)
         for dep in pom_dependencies(maven.fetch(replace(current, ext="pom", sha256=""))):
             dep = MavenArtifact(dep.group, dep.artifact, lucene) if dep.group == "org.apache.lucene" else dep
-            if dep in jars or dep in follow:
+            if dep in jars or dep in follow or dep.filename in provided:
                 continue
             if dep.group.startswith("org.opensearch"):
                 follow.append(dep)
@@ -322,7 +332,8 @@ def install_jar_plugin(parent: Path, plugin: JarPlugin, maven: MavenCache, lucen
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     artifact = plugin.artifact if plugin.artifact.version else replace(plugin.artifact, version=dist.version)
-    for jar in runtime_jars(artifact, maven, lucene):
+    provided = {jar.name for jar in (parent.parent / "lib").glob("*.jar")}
+    for jar in runtime_jars(artifact, maven, lucene, provided):
         shutil.copy2(maven.fetch(jar), target / jar.filename)
     descriptor = {
         "description": plugin.description,

@@ -83,3 +83,18 @@ def features(transport: Transport) -> Features:
         found = Features(parse_version(number), frozenset(p["component"] for p in plugins))
         _CACHE[transport] = found
     return found
+
+
+def model_config_for(feats: Features, meta: dict) -> dict | None:
+    """The model_config to register `meta` (an export's register body) with on this cluster.
+
+    Dense exports pool in their graph and say `pooling_mode: none`, which ml-commons accepts from 3.0; 2.19 has
+    no such mode. Its TorchScript sentence-transformers translator takes the graph's `sentence_embedding` as is,
+    so there the key is left out; its ONNX translator pools the output itself, so a dense ONNX export is refused.
+    """
+    config = meta.get("model_config")
+    if not config or config.get("pooling_mode") != "none" or feats.has("graph_pooling"):
+        return config
+    if meta.get("model_format") != "TORCH_SCRIPT":
+        feats.require("graph_pooling")
+    return {key: value for key, value in config.items() if key != "pooling_mode"}

@@ -173,14 +173,18 @@ class Searcher:
         export = onnx_export_of(self.transport.ml, model_id, signal)
         return (local_sparse_encoder if signal == "sparse" else local_dense_encoder)(export)
 
-    def build(self, text: str, options: QueryOptions) -> SearchRequest:
-        """The request for `text`, with query vectors encoded locally where this searcher does so; what the
-        cluster lacks (RRF before 2.19, weighted RRF before 3.0) is refused first."""
+    def require_features(self, options: QueryOptions) -> None:
+        """A KitError when the cluster lacks what `options` needs (RRF before 2.19, weighted RRF before 3.0)."""
         if options.rrf:
             feats = features(self.transport)
             feats.require("rrf")
             if options.weights is not None:
                 feats.require("rrf_weights")
+
+    def build(self, text: str, options: QueryOptions) -> SearchRequest:
+        """The request for `text`, with query vectors encoded locally where this searcher does so; what the
+        cluster lacks is refused first."""
+        self.require_features(options)
         signals = signals_of(options, self.config)
         tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
         vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None
@@ -193,6 +197,7 @@ class Searcher:
         """Run one query; the latency covers local encoding and the HTTP round trip (pipeline definitions are
         fetched once per searcher, outside it)."""
         options = options or QueryOptions()
+        self.require_features(options)
         self.pipeline_definitions(required_pipelines(options, self.config))
         began = time.perf_counter()
         request = self.build(text, options)
