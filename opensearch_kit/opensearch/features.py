@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.opensearch.transport import Transport
+
+if TYPE_CHECKING:
+    from opensearch_kit.opensearch.transport import Transport
 
 
 @dataclass(frozen=True)
