@@ -28,6 +28,7 @@ from opensearch_kit.cluster.health import check_serving_pids, http_json, wait_he
 from opensearch_kit.cluster.jdk import Jdk, find_jdk
 from opensearch_kit.cluster.maven import MavenCache
 from opensearch_kit.errors import KitError
+from opensearch_kit.files import kit_cache_dir
 
 __all__ = ["LocalCluster", "http_json", "wait_healthy"]  # http_json: for the tests
 
@@ -66,7 +67,7 @@ def default_home() -> Path:
 
 def default_cache() -> Path:
     """Where downloaded Maven artifacts are cached."""
-    return Path(platformdirs.user_cache_dir("opensearch-kit")) / "maven"
+    return kit_cache_dir() / "maven"
 
 
 @dataclass
