@@ -1,13 +1,11 @@
-"""A node of another OpenSearch version for the version tests: started for the session on a free port with its
-home in a temporary directory (or reused from OPENSEARCH_KIT_TEST_URL_2_19), stopped and deleted afterwards."""
+"""A node of another OpenSearch version for the version tests: started for the session on a free port in the
+session's kit home (a temporary directory, see tests/conftest.py), or reused from OPENSEARCH_KIT_TEST_URL_2_19;
+stopped afterwards."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -44,16 +42,12 @@ def conn_219():
     if os.environ.get(REUSE_ENV):
         yield Connection(os.environ[REUSE_ENV])
         return
-    # as root the node runs as an unprivileged user, who must be able to traverse its home
-    home = Path(tempfile.mkdtemp(prefix="opensearch-kit-2.19-"))
-    home.chmod(0o755)
-    local = LocalCluster(free_port_pair(), home=home)
+    local = LocalCluster(free_port_pair())
     try:
         rec = local.start(version="2.19.1", heap="1g")
         yield Connection(rec.url)
     finally:
         local.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

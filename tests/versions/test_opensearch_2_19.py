@@ -22,7 +22,6 @@ from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.tune import tune
 from opensearch_kit.tune.grid import fusion_grid
 
-pytestmark = pytest.mark.cluster
 INDEX, CLIENT_INDEX = "kit-test-219", "kit-test-219-client"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf", "hybrid+rerank", "sparse+two-phase")
 
@@ -68,6 +67,7 @@ def index(transport_219, models):
     delete_index(transport_219, INDEX, missing_ok=True)
 
 
+@pytest.mark.cluster
 def test_features_of_a_2_19_node(transport_219):
     feats = features(transport_219)
     assert feats.version == (2, 19, 1)
@@ -78,6 +78,7 @@ def test_features_of_a_2_19_node(transport_219):
     assert features(transport_219) is feats  # read once per transport
 
 
+@pytest.mark.cluster
 def test_every_mode_evaluates_on_2_19(transport_219, index):
     """The sample set's relevant documents come first in every mode, in-cluster encoding, rerank and RRF
     included; min-max hybrid and RRF use the pipelines create_index made for 2.19."""
@@ -89,6 +90,7 @@ def test_every_mode_evaluates_on_2_19(transport_219, index):
     assert not transport_219.exists(f"/_search/pipeline/{index}-hybrid-zscore")
 
 
+@pytest.mark.cluster
 def test_client_ingest_with_onnx_encoders_matches_the_cluster(transport_219, models, tmp_path):
     """Client-side ONNX encoding into an index whose sparse model is the ONNX export: the cluster's own
     neural_sparse query finds each document by its text."""
@@ -112,12 +114,14 @@ def test_client_ingest_with_onnx_encoders_matches_the_cluster(transport_219, mod
         delete_index(transport_219, CLIENT_INDEX, missing_ok=True)
 
 
+@pytest.mark.cluster
 def test_tune_agrees_with_the_2_19_server(transport_219, index):
     report = tune(transport_219, index, sample_dir(), k=20, check_queries=2, progress=False)
     assert report.check.pairs > 0 and not report.check.mismatches
     assert all(p.normalization != "z_score" for p in fusion_grid(3, feats=features(transport_219)))
 
 
+@pytest.mark.cluster
 def test_what_2_19_lacks_is_refused_before_any_request(transport_219, models):
     sparse_id = models["sparse_ts"][0]
     with pytest.raises(KitError, match=r"sparse_vector.*OpenSearch 3\.3\+.*2\.19\.1"):
