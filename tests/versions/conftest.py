@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -37,19 +38,22 @@ def free_port_pair() -> int:
 
 
 @pytest.fixture(scope="session")
-def conn_219():
-    """A Connection to an OpenSearch 2.19.1 node of this test session."""
-    if os.environ.get(REUSE_ENV):
-        yield Connection(os.environ[REUSE_ENV])
-        return
-    local = LocalCluster(free_port_pair())
-    try:
-        rec = local.start(version="2.19.1", heap="1g")
-        yield Connection(rec.url)
-    finally:
-        local.stop()
+def starting_219():
+    """The URL of an OpenSearch 2.19.1 node of this session, as a Future: the node assembles and starts in the
+    background while the tests export their models."""
+    with ThreadPoolExecutor(1) as pool:
+        if os.environ.get(REUSE_ENV):
+            yield pool.submit(os.environ.get, REUSE_ENV)
+            return
+        local = LocalCluster(free_port_pair())
+        future = pool.submit(lambda: local.start(version="2.19.1", heap="1g").url)
+        try:
+            yield future
+        finally:
+            future.exception()  # wait for the start to end before stopping what it started
+            local.stop()
 
 
 @pytest.fixture(scope="session")
-def transport_219(conn_219) -> Transport:
-    return conn_219.transport(timeout=300)
+def transport_219(starting_219) -> Transport:
+    return Connection(starting_219.result()).transport(timeout=300)

