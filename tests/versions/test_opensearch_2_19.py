@@ -5,6 +5,10 @@ request, naming the version that has it."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 from helpers import write_jsonl
 
@@ -17,13 +21,40 @@ from opensearch_kit.evaluate import evaluate
 from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
+from opensearch_kit.opensearch import Connection, Transport
 from opensearch_kit.opensearch.features import FEATURES, Features, features, model_config_for
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.tune import tune
 from opensearch_kit.tune.grid import fusion_grid
 
+REUSE_ENV = "OPENSEARCH_KIT_TEST_URL_2_19"
 INDEX, CLIENT_INDEX = "kit-test-219", "kit-test-219-client"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf", "hybrid+rerank", "sparse+two-phase")
+
+
+@pytest.fixture(scope="session")
+def starting_219(request):
+    """The URL of an OpenSearch 2.19.1 node of this session (in its temporary kit home, on a free port), as a
+    Future: the node assembles and starts in the background while the models export. $OPENSEARCH_KIT_TEST_URL_2_19
+    reuses a running one."""
+    with ThreadPoolExecutor(1) as pool:
+        if os.environ.get(REUSE_ENV):
+            yield pool.submit(os.environ.get, REUSE_ENV)
+            return
+        # the root conftest's free_port: `from conftest import` would get whichever conftest pytest loaded last
+        root_conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).parents[1] / "conftest.py"))
+        local = LocalCluster(root_conftest.free_port())
+        future = pool.submit(lambda: local.start(version="2.19.1", heap="1g").url)
+        try:
+            yield future
+        finally:
+            future.exception()  # let the start end before stopping what it started
+            local.stop()
+
+
+@pytest.fixture(scope="session")
+def transport_219(starting_219) -> Transport:
+    return Connection(starting_219.result()).transport(timeout=300)
 
 
 @pytest.fixture(scope="session")
