@@ -2,7 +2,9 @@
 
 Every version-dependent choice the toolkit makes reads a `Features` (`features(transport)`, cached per
 transport); what the cluster lacks is refused before any request with `Features.require`, naming the version
-that has it. Each entry was checked against a live OpenSearch 2.19.1 and 3.6.0 node and the plugins' sources.
+that has it. Every entry was checked on live nodes: OpenSearch 2.19.1 rejects each feature it lacks (the server's
+words in the comments) and 3.6.0 serves them all; `since` is the release that brought it per the plugins'
+release notes (no 3.0-3.5 node was run).
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ class Feature:
 
 
 FEATURES = {
-    # neural-search 3.3: the sparse_vector field type and its SEISMIC approximate search (index.sparse).
+    # neural-search 3.3: the sparse_vector field type and SEISMIC (2.19: "unknown setting [index.sparse]").
     "sparse_vector": Feature("sparse_vector fields (SEISMIC)", (3, 3), "use --sparse-type rank_features"),
-    # neural-search 3.0: ScoreNormalizationFactory knows min_max, l2 and rrf only before it.
+    # 2.19: "provided normalization technique is not supported" (it knows min_max and l2).
     "z_score": Feature("z_score normalization", (3, 0), "use min_max or l2 normalization"),
-    # neural-search 3.0: HybridQueryBuilder parses no `filter` before it.
+    # 2.19: "Field is not supported by [hybrid] query".
     "hybrid_filter": Feature("the hybrid query's filter", (3, 0), "filter each sub-query"),
-    # neural-search 2.19 brought the score-ranker-processor (rrf); per-sub-query weights came with 3.0.
+    # neural-search 2.19 brought the score-ranker-processor (rrf); weights in 2.19: "provided parameter for
+    # combination technique is not supported. supported parameters are [rank_constant]".
     "rrf": Feature("RRF fusion (score-ranker-processor)", (2, 19), "use a normalization-processor pipeline"),
     "rrf_weights": Feature("weighted RRF", (3, 0), "use RRF without weights"),
-    # ml-commons 3.0: TEXT_EMBEDDING pooling_mode `none` (the graph pools) and additional_config.
+    # TEXT_EMBEDDING pooling_mode `none` (the graph pools): 2.19 "Wrong pooling method"; without the key its
+    # ONNX translator pools the pooled output again and the deploy fails.
     "graph_pooling": Feature(
         "dense models that pool in their graph (pooling_mode none)", (3, 0), "export the dense model as TorchScript"
     ),
