@@ -20,7 +20,7 @@ from opensearch_kit.index.bodies import (
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta, ModelRef, SparseField
 from opensearch_kit.index.options import Chunking, Prune, check_weights
 from opensearch_kit.index.templates import load
-from opensearch_kit.opensearch.features import Features, features
+from opensearch_kit.opensearch.features import Features, additional_config, features
 from opensearch_kit.opensearch.ml import SERVING, model_function
 from opensearch_kit.opensearch.transport import Transport
 
@@ -85,7 +85,7 @@ def dense_config(model: dict) -> tuple[int, str]:
             f"model {model.get('name')} has no embedding_dimension in its model_config",
             "register it with model_config.embedding_dimension (opensearch-kit export dense writes it)",
         )
-    space = (config.get("additional_config") or {}).get("space_type", "cosinesimil")
+    space = additional_config(config).get("space_type", "cosinesimil")
     if space not in LUCENE_SPACES:
         raise KitError(f"space type {space!r} is not one the Lucene engine supports", f"use {', '.join(LUCENE_SPACES)}")
     return dimension, space

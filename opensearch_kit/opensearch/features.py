@@ -9,6 +9,7 @@ release notes (no 3.0-3.5 node was run).
 
 from __future__ import annotations
 
+import json
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ FEATURES = {
     "graph_pooling": Feature(
         "dense models that pool in their graph (pooling_mode none)", (3, 0), "export the dense model as TorchScript"
     ),
+    # 2.19 registers model_config.additional_config without error and drops it; it keeps the all_config string.
+    "additional_config": Feature("model_config.additional_config", (3, 0), "carry it in model_config.all_config"),
 }
 
 
@@ -98,10 +101,29 @@ def model_config_for(feats: Features, meta: dict) -> dict | None:
     Dense exports pool in their graph and say `pooling_mode: none`, which ml-commons accepts from 3.0; 2.19 has
     no such mode. Its TorchScript sentence-transformers translator takes the graph's `sentence_embedding` as is,
     so there the key is left out; its ONNX translator pools the output itself, so a dense ONNX export is refused.
+    2.19 drops `additional_config` (the dense space type, the reranker kind): it goes into `all_config` (a JSON
+    string 2.19 keeps), where `additional_config()` reads it back.
     """
     config = meta.get("model_config")
-    if not config or config.get("pooling_mode") != "none" or feats.has("graph_pooling"):
+    if not config:
         return config
-    if meta.get("model_format") != "TORCH_SCRIPT":
-        feats.require("graph_pooling")
-    return {key: value for key, value in config.items() if key != "pooling_mode"}
+    config = dict(config)
+    if config.get("pooling_mode") == "none" and not feats.has("graph_pooling"):
+        if meta.get("model_format") != "TORCH_SCRIPT":
+            feats.require("graph_pooling")
+        del config["pooling_mode"]
+    if "additional_config" in config and not feats.has("additional_config"):
+        config["all_config"] = json.dumps(config.pop("additional_config"))
+    return config
+
+
+def additional_config(model_config: dict) -> dict:
+    """A registered model's additional_config: its own (3.x), else the one `model_config_for` put in all_config
+    on a 2.x cluster."""
+    if model_config.get("additional_config"):
+        return model_config["additional_config"]
+    try:
+        carried = json.loads(model_config.get("all_config") or "{}")
+    except ValueError:
+        return {}
+    return carried if isinstance(carried, dict) else {}

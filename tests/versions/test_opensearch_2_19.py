@@ -22,7 +22,13 @@ from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection, Transport
-from opensearch_kit.opensearch.features import FEATURES, Features, features, model_config_for
+from opensearch_kit.opensearch.features import (
+    FEATURES,
+    Features,
+    additional_config,
+    features,
+    model_config_for,
+)
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.tune import tune
 from opensearch_kit.tune.grid import fusion_grid
@@ -186,6 +192,16 @@ def test_what_2_19_lacks_is_refused_before_any_request(transport_219, models):
         model_config_for(features(transport_219), dense_onnx)
     torchscript = {**dense_onnx, "model_format": "TORCH_SCRIPT"}
     assert model_config_for(features(transport_219), torchscript) == {"embedding_dimension": 4}
+
+
+@pytest.mark.cluster
+def test_the_space_type_survives_a_2_19_registration(transport_219, models):
+    """2.19 drops model_config.additional_config; the kit carries it in all_config, and the index reads it."""
+    model_config = transport_219.ml.get(models["dense_ts"][0])["model_config"]
+    assert "additional_config" not in model_config
+    assert additional_config(model_config) == {"space_type": "cosinesimil"}
+    reranker_config = transport_219.ml.get(models["reranker"][0])["model_config"]
+    assert additional_config(reranker_config) == {"reranker": "cross-encoder"}
 
 
 def _sparse_config(sparse_id: str):
