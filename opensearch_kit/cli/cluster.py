@@ -8,6 +8,7 @@ import click
 
 from opensearch_kit.cli.common import emit, json_option, transport
 from opensearch_kit.cluster import DEFAULT_HEAP, LocalCluster, default_cache
+from opensearch_kit.cluster.distribution import DISTRIBUTIONS
 from opensearch_kit.cluster.maven import MAVEN_REPO_ENV, MavenCache
 
 home_option = click.option(
@@ -33,6 +34,11 @@ def cluster() -> None:
 @click.option("--maven-repo", envvar=MAVEN_REPO_ENV, help=f"Maven repository or mirror (env {MAVEN_REPO_ENV}).")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for a healthy cluster.")
 @click.option(
+    "--version",
+    type=click.Choice(list(DISTRIBUTIONS)),
+    help="OpenSearch version to assemble [default: the version the cluster's data is of, else 3.6.0].",
+)
+@click.option(
     "--security",
     is_flag=True,
     help="Run the security plugin: TLS with a generated CA, user admin with the password in "
@@ -41,12 +47,15 @@ def cluster() -> None:
 @home_option
 @json_option
 @click.pass_context
-def cluster_start(ctx, nodes, heap, maven_repo, timeout, security, home, as_json) -> None:
+def cluster_start(ctx, nodes, heap, maven_repo, timeout, version, security, home, as_json) -> None:
     """Download (once), assemble and start the local cluster; wait until it is healthy."""
     from opensearch_kit.cluster.security import Security
 
     secured = Security.from_env() if security else None
-    emit(local(ctx, maven_repo, home).start(nodes=nodes, heap=heap, timeout=timeout, security=secured), as_json)
+    emit(
+        local(ctx, maven_repo, home).start(nodes=nodes, heap=heap, timeout=timeout, security=secured, version=version),
+        as_json,
+    )
 
 
 @cluster.command("stop")

@@ -66,12 +66,13 @@ def candidates() -> list[Jdk]:
     return [j for j in found if j is not None]
 
 
-def find_jdk(min_major: int) -> Jdk:
-    """The first Java runtime of at least `min_major`; a KitError naming what to install otherwise."""
+def find_jdk(min_major: int, max_major: int = 99) -> Jdk:
+    """The first Java runtime of major `min_major`..`max_major`; a KitError naming what to install otherwise."""
     found = candidates()
     for jdk in found:
-        if jdk.major >= min_major:
+        if min_major <= jdk.major <= max_major:
             return jdk
     seen = ", ".join(f"{j.home} (Java {j.major})" for j in found)
     detail = f"; found only {seen}" if seen else ""
-    raise KitError(f"no Java {min_major}+ runtime found{detail}", INSTALL_HINT.format(min=min_major))
+    wanted = f"{min_major}+" if max_major >= 99 else f"{min_major} to {max_major}"
+    raise KitError(f"no Java {wanted} runtime found{detail}", INSTALL_HINT.format(min=min_major))

@@ -8,11 +8,8 @@ import pwd
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,16 +17,23 @@ from urllib.parse import urlparse
 
 import platformdirs
 
-from opensearch_kit.cluster.distribution import MIN_JAVA, assemble, stage_djl_natives
+from opensearch_kit.cluster.distribution import (
+    DEFAULT_VERSION,
+    Distribution,
+    assemble,
+    distribution,
+    stage_djl_natives,
+)
+from opensearch_kit.cluster.health import check_serving_pids, http_json, wait_healthy
 from opensearch_kit.cluster.jdk import Jdk, find_jdk
 from opensearch_kit.cluster.maven import MavenCache
 from opensearch_kit.errors import KitError
 from opensearch_kit.files import kit_cache_dir
 
+__all__ = ["LocalCluster", "http_json", "wait_healthy"]  # http_json: for the tests
+
 if TYPE_CHECKING:
     from opensearch_kit.cluster.security import Security
-
-Probe = tuple[ssl.SSLContext, dict[str, str]]  # how health checks reach a secured node
 
 HOME_ENV = "OPENSEARCH_KIT_HOME"
 RUN_AS_USER = "opensearch-kit"
@@ -79,6 +83,7 @@ class ClusterRecord:
     downloaded: list[str] = field(default_factory=list)  # artifacts fetched by the start that wrote this record
     seconds: float = 0.0  # how long that start took
     ca_certs: str = ""  # a secured cluster's CA file (its URL is https)
+    version: str = DEFAULT_VERSION  # the OpenSearch version the nodes run
 
     @property
     def url(self) -> str:
@@ -90,7 +95,8 @@ class ClusterRecord:
     def summary(self) -> str:
         fetched = f"downloaded {len(self.downloaded)} artifact(s)" if self.downloaded else "cache only"
         lines = [
-            f"cluster up at {self.url}: {self.nodes} node(s), pids {self.pids} ({self.seconds}s, {fetched})",
+            f"OpenSearch {self.version} up at {self.url}: {self.nodes} node(s), pids {self.pids} "
+            f"({self.seconds}s, {fetched})",
             f"logs: {', '.join(self.logs)}",
         ]
         if self.ca_certs:
@@ -120,6 +126,7 @@ class LocalCluster:
         self.maven = cache or MavenCache(default_cache())
         self.dir = self.home / "clusters" / str(http_port)
         self.record_path = self.dir / "cluster.json"
+        self.version_path = self.dir / "version"  # kept after a stop: the data on disk is of this version
 
     @classmethod
     def for_url(cls, url: str, **kwargs) -> LocalCluster:
@@ -156,13 +163,24 @@ class LocalCluster:
         """Where a secured cluster keeps its CA (made once, so clients keep trusting it)."""
         return self.dir / "certs"
 
+    def data_version(self) -> str | None:
+        """The OpenSearch version whose data this cluster's directory holds, if it was ever started."""
+        return self.version_path.read_text().strip() if self.version_path.exists() else None
+
     def start(
-        self, nodes: int = 1, heap: str = DEFAULT_HEAP, timeout: float = 300, security: Security | None = None
+        self,
+        nodes: int = 1,
+        heap: str = DEFAULT_HEAP,
+        timeout: float = 300,
+        security: Security | None = None,
+        version: str | None = None,
     ) -> ClusterRecord:
-        """Assemble (or reuse) the install, write node configs, start the nodes and wait until healthy; an
-        already running cluster is waited for and its record returned. With `security`, the nodes run the
-        security plugin with TLS (see `opensearch_kit.cluster.security`)."""
+        """Assemble (or reuse) the install of `version` (default: the version this cluster's data is of, else
+        3.6.0), write node configs, start the nodes and wait until healthy; an already running cluster is waited
+        for and its record returned. With `security`, the nodes run the security plugin with TLS (see
+        `opensearch_kit.cluster.security`)."""
         began = time.monotonic()
+        dist = self._distribution(version, security)
         probe = security.probe(self.certs_dir) if security else None
         if pids := self.running_pids():
             rec = self.record()
@@ -171,22 +189,29 @@ class LocalCluster:
                     f"nodes {pids} of the cluster on port {self.http_port} run without their record",
                     "stop them with `opensearch-kit cluster stop`, then start again",
                 )
+            if rec.version != dist.version:
+                raise KitError(
+                    f"the cluster on port {self.http_port} runs OpenSearch {rec.version}, not {dist.version}",
+                    "stop it first, or start the other version on another port (--url)",
+                )
             wait_healthy(rec.url, rec.nodes, timeout, probe=probe)
             return rec
         ports = [self.http_port + i for i in range(nodes)]
         ports += [p + TRANSPORT_OFFSET for p in ports]
         for port in ports:
             _check_port_free(port)
-        jdk = find_jdk(MIN_JAVA)
-        install = assemble(self.home / "install", self.maven, jdk)
+        jdk = find_jdk(*dist.java)
+        install = assemble(self.home / "install", self.maven, jdk, dist)
         if security:
             from opensearch_kit.cluster.security import secured_install
 
             install = secured_install(install, self.maven, jdk)
         user = _run_as_user()
-        rec = ClusterRecord(self.http_port, nodes, str(jdk.home), str(install))
+        rec = ClusterRecord(self.http_port, nodes, str(jdk.home), str(install), version=dist.version)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.version_path.write_text(dist.version + "\n")
         for i in range(nodes):
-            self._prepare_node(i, nodes, install, jdk, heap, user, security)
+            self._prepare_node(i, nodes, install, jdk, heap, user, security, dist)
         if security:
             from opensearch_kit.cluster.certs import CA_FILE
 
@@ -198,7 +223,7 @@ class LocalCluster:
         self._write_record(rec)
         try:
             wait_healthy(rec.url, nodes, timeout, procs, probe)
-            _check_serving_pids(rec.url, rec.pids, probe)
+            check_serving_pids(rec.url, rec.pids, probe)
         except KitError as e:
             logs = "\n".join(_tail(self.node_dir(i) / "logs" / "startup.out") for i in range(nodes))
             self.stop()
@@ -215,6 +240,7 @@ class LocalCluster:
         heap: str,
         user: pwd.struct_passwd | None,
         security: Security | None,
+        dist: Distribution,
     ):
         node = self.node_dir(i)
         config = node / "config"
@@ -227,7 +253,7 @@ class LocalCluster:
         (config / "jvm.options").write_text(
             jvm_options((install / "config" / "jvm.options").read_text(), heap, jdk, node)
         )
-        natives = stage_djl_natives(install, node / "data")
+        natives = stage_djl_natives(install, node / "data", dist)
         if user is not None:
             _chown_tree(node, user, keep_files_under=natives)
 
@@ -276,6 +302,23 @@ class LocalCluster:
                 group=user.pw_gid if user else None,
                 extra_groups=[] if user else None,
             )
+
+    def _distribution(self, version: str | None, security: Security | None) -> Distribution:
+        """The distribution to start: `version`, else the one this cluster's data is of; data of another
+        version (OpenSearch never downgrades an index) and security off the default version are refused."""
+        on_disk = self.data_version()
+        dist = distribution(version or on_disk or DEFAULT_VERSION)
+        if on_disk and on_disk != dist.version:
+            raise KitError(
+                f"{self.dir} holds the data of OpenSearch {on_disk}, not {dist.version}",
+                f"start {dist.version} on another port (--url http://localhost:<port>), or delete {self.dir}",
+            )
+        if security and dist.version != DEFAULT_VERSION:
+            raise KitError(
+                f"--security is assembled for OpenSearch {DEFAULT_VERSION} only, not {dist.version}",
+                f"start a secured cluster with --version {DEFAULT_VERSION}",
+            )
+        return dist
 
     def _write_record(self, rec: ClusterRecord) -> None:
         self.record_path.write_text(json.dumps(asdict(rec), indent=2))
@@ -376,48 +419,3 @@ def _tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return f"({path} does not exist)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def http_json(url: str, timeout: float = 10, probe: Probe | None = None) -> dict | list:
-    """GET a URL of a local node (a secured one with `probe`'s TLS context and headers) and decode its JSON."""
-    context, headers = probe or (None, {})
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout, context=context) as resp:
-        return json.loads(resp.read())
-
-
-def _check_serving_pids(url: str, pids: list[int], probe: Probe | None = None) -> None:
-    """The nodes answering at `url` must be the ones just started, not a stray process on the same port."""
-    serving = {n["process"]["id"] for n in http_json(f"{url}/_nodes/process", probe=probe)["nodes"].values()}
-    if serving != set(pids):
-        raise KitError(
-            f"{url} is served by process(es) {sorted(serving)}, not the nodes started ({pids})",
-            "stop the other OpenSearch on these ports, or use another --url port",
-        )
-
-
-def wait_healthy(
-    url: str, nodes: int, timeout: float, procs: list[subprocess.Popen] = (), probe: Probe | None = None
-) -> dict:
-    """Wait until the cluster at `url` has `nodes` nodes and is at least yellow; fail early if a node exits."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        exited = [p for p in procs if p.poll() is not None]
-        if exited:
-            raise KitError(f"a node exited during start-up (exit {exited[0].returncode})", "see the log lines below")
-        try:
-            health = http_json(f"{url}/_cluster/health?wait_for_status=yellow&timeout=5s", probe=probe)
-            if health["number_of_nodes"] >= nodes and health["status"] in ("green", "yellow"):
-                return health
-            last = f"{health['number_of_nodes']} node(s), status {health['status']}"
-        except urllib.error.HTTPError as e:
-            if e.code == 401:
-                raise KitError(
-                    f"{url} refused the admin password: a secured cluster keeps the users of its first start",
-                    "use that password, or stop the cluster and delete its directory to start afresh",
-                ) from None
-            last = str(e)
-        except (OSError, urllib.error.URLError, ValueError) as e:
-            last = str(e)
-        time.sleep(1)
-    raise KitError(f"cluster at {url} not healthy after {timeout:.0f}s ({last})", "see the node logs")

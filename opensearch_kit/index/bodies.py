@@ -75,17 +75,23 @@ def field_values(chunked: bool, dense: bool) -> dict[str, str | None]:
     return values
 
 
-def search_pipeline_bodies(meta: IndexMeta) -> dict[str, dict]:
-    """{name: body} of an index's search pipelines."""
+def search_pipeline_bodies(meta: IndexMeta, rrf_weights: bool = True) -> dict[str, dict]:
+    """{name: body} of the search pipelines `meta.pipelines` names; `rrf_weights`: whether the cluster's RRF
+    takes weights (OpenSearch 3.0+), else the RRF pipeline fuses unweighted."""
     names, weights = meta.pipelines, list(meta.weights) if meta.weights is not None else None
     index = meta.index
     bodies = {
         names[role]: render("pipelines/search/hybrid.json", index=index, technique=technique, weights=weights)
         for role, technique in NORMALIZATIONS.items()
+        if role in names
     }
-    bodies[names["rrf"]] = render(
-        "pipelines/search/rrf.json", index=index, rank_constant=RRF_RANK_CONSTANT, weights=weights
-    )
+    if "rrf" in names:
+        bodies[names["rrf"]] = render(
+            "pipelines/search/rrf.json",
+            index=index,
+            rank_constant=RRF_RANK_CONSTANT,
+            weights=weights if rrf_weights else None,
+        )
     if "two_phase" in names:
         bodies[names["two_phase"]] = render(
             "pipelines/search/two_phase.json",

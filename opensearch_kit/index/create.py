@@ -24,7 +24,7 @@ from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta,
 from opensearch_kit.index.options import Chunking, Prune, Seismic, check_weights
 from opensearch_kit.index.templates import load
 from opensearch_kit.index.token_ids import check_sparse_vector
-from opensearch_kit.opensearch.info import cluster_version, installed_plugins
+from opensearch_kit.opensearch.features import Features, additional_config, features
 from opensearch_kit.opensearch.ml import SERVING, model_function
 from opensearch_kit.opensearch.transport import Transport
 
@@ -91,20 +91,23 @@ def dense_config(model: dict) -> tuple[int, str]:
             f"model {model.get('name')} has no embedding_dimension in its model_config",
             "register it with model_config.embedding_dimension (opensearch-kit export dense writes it)",
         )
-    space = (config.get("additional_config") or {}).get("space_type", "cosinesimil")
+    space = additional_config(config).get("space_type", "cosinesimil")
     if space not in LUCENE_SPACES:
         raise KitError(f"space type {space!r} is not one the Lucene engine supports", f"use {', '.join(LUCENE_SPACES)}")
     return dimension, space
 
 
-def check_language(transport: Transport, language: str) -> str:
+def check_language(feats: Features, language: str) -> str:
     """The analyzer for `language`, once its plugin is known to be installed."""
     languages = load("mappings/languages.json")
     if language not in languages:
         raise KitError(f"no analyzer for language {language!r}", f"use one of {', '.join(languages)}")
     plugin = languages[language]["plugin"]
-    if plugin and plugin not in installed_plugins(transport):
-        raise KitError(f"language {language} needs the {plugin} plugin", f"bin/opensearch-plugin install {plugin}")
+    if plugin and plugin not in feats.plugins:
+        fix = f"bin/opensearch-plugin install {plugin}"
+        if feats.version < (3,):
+            fix += " (opensearch-kit's local 2.19 node has none: Maven Central's nori is built for 3.x)"
+        raise KitError(f"language {language} needs the {plugin} plugin", fix)
     return languages[language]["analyzer"]
 
 
@@ -137,8 +140,9 @@ def create_index(
     transport = Transport.of(cluster)
     if sparse_type not in SPARSE_TYPES:
         raise KitError(f"unknown sparse field type {sparse_type!r}", f"use one of {', '.join(SPARSE_TYPES)}")
-    if sparse_type == "sparse_vector" and cluster_version(transport) < (3, 3):
-        raise KitError("sparse_vector (SEISMIC) fields need OpenSearch 3.3+", "use --sparse-type rank_features")
+    feats = features(transport)
+    if sparse_type == "sparse_vector":
+        feats.require("sparse_vector")
     if seismic is not None and sparse_type != "sparse_vector":
         raise KitError("SEISMIC parameters apply to sparse_vector fields only", "add --sparse-type sparse_vector")
     if sparse_type == "sparse_vector":
@@ -148,7 +152,7 @@ def create_index(
     check_fields(fields or {})
     if transport.exists(f"/{index}"):
         raise KitError(f"index {index} already exists", f"delete it first: opensearch-kit index delete {index}")
-    analyzer = check_language(transport, language)
+    analyzer = check_language(feats, language)
     models = {"sparse": check_model(transport, sparse_model, "sparse")}
     ids = check_sparse_vector(transport, models["sparse"], sparse_encoder) if sparse_type == "sparse_vector" else None
     if dense_model:
@@ -161,12 +165,16 @@ def create_index(
         names.pop("two_phase")  # neural-search rejects two-phase queries on SEISMIC fields
     if not reranker_model:
         names.pop("rerank")
+    for role, feature in (("hybrid_zscore", "z_score"), ("rrf", "rrf")):
+        if not feats.has(feature):
+            names.pop(role)  # the cluster has no such processor: searches needing it are refused by name
     meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names, seismic)
     meta = replace(meta, typed_fields=dict(fields or {}))
     if ids:
         meta = replace(meta, sparse=replace(meta.sparse, folds_ids=ids[0], id_limit=ids[1]))
     body = index_body(meta, shards)
-    pipelines = {names["ingest"]: ingest_pipeline_body(meta, batch_size), **search_pipeline_bodies(meta)}
+    searches = search_pipeline_bodies(meta, rrf_weights=feats.has("rrf_weights"))
+    pipelines = {names["ingest"]: ingest_pipeline_body(meta, batch_size), **searches}
     roles = {name: role for role, name in names.items()}
     try:
         for name, pipeline in pipelines.items():

@@ -55,13 +55,3 @@ def cluster_status(transport: Transport) -> ClusterStatus:
         nodes=nodes,
         health=health,
     )
-
-
-def cluster_version(transport: Transport) -> tuple[int, ...]:
-    """The cluster's version as numbers, e.g. (3, 6, 0)."""
-    number = transport.request("GET", "/")["version"]["number"]
-    return tuple(int(p) for p in number.split("-")[0].split("."))
-
-
-def installed_plugins(transport: Transport) -> set[str]:
-    return {p["component"] for p in transport.request("GET", "/_cat/plugins", params={"format": "json"})}

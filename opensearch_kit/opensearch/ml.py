@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.files import file_digest
+from opensearch_kit.opensearch.features import features, model_config_for
 from opensearch_kit.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class MLCommons:
                 f"{zip_path} is {size / 1024**3:.2f} GiB; ML Commons accepts at most 4 GiB",
                 "export in fp16 or int8, or use a smaller model",
             )
+        config = model_config_for(features(self.transport), meta)  # refuses what the cluster cannot serve
         content_hash = file_digest(zip_path, "sha256")
         total_chunks = max(1, math.ceil(size / chunk_size))
         existing = self.find_model(meta["name"], content_hash)
@@ -153,7 +155,7 @@ class MLCommons:
                 "version": meta.get("version", "1.0.0"),
                 "model_format": meta["model_format"],
                 "function_name": meta["function_name"],
-                **({"model_config": meta["model_config"]} if meta.get("model_config") else {}),
+                **({"model_config": config} if config else {}),
                 "description": meta.get("description", ""),
                 "model_group_id": meta.get("model_group_id") or self.group_for(meta),
                 "model_content_hash_value": content_hash,

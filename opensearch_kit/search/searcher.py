@@ -13,7 +13,7 @@ from opensearchpy import OpenSearch
 
 from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.index.meta import IndexMeta
-from opensearch_kit.opensearch.info import cluster_version
+from opensearch_kit.opensearch.features import features
 from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.search.perquery import FEATURE_DEPTH, WeightModel, query_features, term_idfs
@@ -114,7 +114,7 @@ def read_index_config(transport: Transport, index: str) -> IndexConfig:
 
 def hybrid_takes_filter(transport: Transport) -> bool:
     """Whether the cluster's hybrid query takes a `filter` (neural-search 3.0+); else each sub-query is filtered."""
-    return cluster_version(transport) >= (3, 0)
+    return features(transport).has("hybrid_filter")
 
 
 def local_sparse_encoder(export_dir: Path, token_ids: bool = False) -> SparseQueryEncoder:
@@ -210,8 +210,18 @@ class Searcher:
             return local_dense_encoder(export)
         return local_sparse_encoder(export, token_ids=self.config.sparse_type == "sparse_vector")
 
+    def require_features(self, options: QueryOptions) -> None:
+        """A KitError when the cluster lacks what `options` needs (RRF before 2.19, weighted RRF before 3.0)."""
+        if options.rrf:
+            feats = features(self.transport)
+            feats.require("rrf")
+            if options.weights is not None:
+                feats.require("rrf_weights")
+
     def build(self, text: str, options: QueryOptions) -> SearchRequest:
-        """The request for `text`, with query vectors encoded locally where this searcher does so."""
+        """The request for `text`, with query vectors encoded locally where this searcher does so; what the
+        cluster lacks is refused first."""
+        self.require_features(options)
         signals = signals_of(options, self.config)
         tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
         vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None
@@ -256,6 +266,7 @@ class Searcher:
         """Run one query; the latency covers local encoding and the HTTP round trip (pipeline definitions are
         fetched once per searcher, outside it)."""
         options = options or QueryOptions()
+        self.require_features(options)
         self.pipeline_definitions(required_pipelines(options, self.config))
         began = time.perf_counter()
         if self.weighs_per_query(options):

@@ -12,6 +12,7 @@ import numpy as np
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.metrics import METRICS
+from opensearch_kit.opensearch.features import Features
 from opensearch_kit.tune.fusion import COMBINATIONS_FOR, F32, RRF, FusionPoint, QueryHits, combine
 
 RANK_CONSTANTS = (1, 5, 10, 20, 60)
@@ -29,12 +30,23 @@ def weight_grid(signals: int, step: float = WEIGHT_STEP) -> list[tuple[float, ..
     ]
 
 
-def fusion_grid(signals: int, rank_constants: tuple[int, ...] = RANK_CONSTANTS) -> list[FusionPoint]:
+def fusion_grid(
+    signals: int, rank_constants: tuple[int, ...] = RANK_CONSTANTS, feats: Features | None = None
+) -> list[FusionPoint]:
     """Every normalization x combination (the pairs neural-search accepts) x weight vector, then RRF x rank
-    constant x weight vector."""
+    constant x weight vector; with `feats`, only what that cluster runs (z_score and weighted RRF from 3.0, RRF
+    from 2.19)."""
+
+    def has(feature: str) -> bool:
+        return feats is None or feats.has(feature)
+
     weights = weight_grid(signals)
-    grid = [FusionPoint(n, c, w) for n, combinations in COMBINATIONS_FOR.items() for c in combinations for w in weights]
-    return grid + [FusionPoint(RRF, RRF, w, rank_constant=k) for k in rank_constants for w in weights]
+    techniques = {n: c for n, c in COMBINATIONS_FOR.items() if n != "z_score" or has("z_score")}
+    grid = [FusionPoint(n, c, w) for n, combinations in techniques.items() for c in combinations for w in weights]
+    if not has("rrf"):
+        return grid
+    rrf_weights = weights if has("rrf_weights") else [None]
+    return grid + [FusionPoint(RRF, RRF, w, rank_constant=k) for k in rank_constants for w in rrf_weights]
 
 
 def metric_name(spec: str) -> str:

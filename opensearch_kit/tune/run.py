@@ -22,6 +22,7 @@ from opensearch_kit.evaluate.metrics import Run, score_run
 from opensearch_kit.evaluate.metrics import per_query as per_query_metrics
 from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.features import features as cluster_features
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.filters import Filter
@@ -346,7 +347,7 @@ def tune(
     features = np.array(
         [hits_features(hits[q], term_idfs(searcher.transport, index, text_field, texts[q])) for q in queries]
     )
-    grid = fusion_grid(len(signals), rank_constants)
+    grid = fusion_grid(len(signals), rank_constants, cluster_features(searcher.transport))
     ordered = {q: hits[q] for q in queries}
     matrix = score_matrix(grid, ordered, qrels, metric, k)  # [dev + held queries, points]
     untuned = score_matrix([UNTUNED], ordered, qrels, metric, k)[:, 0]

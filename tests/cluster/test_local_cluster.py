@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny_models import tiny_sparse_zip
 
-from opensearch_kit.cluster.distribution import DJL_TORCH_DIR
+from opensearch_kit.cluster.distribution import distribution
 from opensearch_kit.cluster.local import LocalCluster
 from opensearch_kit.opensearch.info import REQUIRED_PLUGINS, cluster_status
 
@@ -103,7 +103,7 @@ def test_deploy_used_the_prestaged_libtorch(conn):
     local = LocalCluster.for_url(conn.url)
     if local.record() is None:
         pytest.skip("the cluster under test was not started by opensearch-kit")
-    torch_dir = local.node_dir(0) / "data" / DJL_TORCH_DIR
+    torch_dir = local.node_dir(0) / "data" / distribution().djl_torch_dir
     assert (torch_dir / "libtorch.so").exists()
     assert not (torch_dir.parent / "2.5.1.txt").exists()
     staged = Path(local.record().home) / "djl-natives" / "libtorch_cpu.so"
