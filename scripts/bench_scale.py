@@ -1,6 +1,6 @@
 """Scale: N documents end to end with the demo models (tiny SPLADE int8 + all-MiniLM-L6-v2, ONNX, client mode).
 
-    python scripts/bench_scale.py --url http://127.0.0.1:9200 --datasets DIR --docs 10000 [--queries 200]
+    python scripts/bench_scale.py --url http://127.0.0.1:9200 --docs 10000 [--queries 200]
         [--ray-docs 1000] [--out scale.json] [--chart scale.png]
 
 Builds a deterministic corpus (scripts/scale_corpus.py), deploys both ONNX exports (so in-cluster and local query
@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_load import run_load
-from scale_corpus import datasets_dir, queries, write_corpus
+from scale_corpus import queries, write_corpus
 
 from opensearch_kit.cli.common import quiet
 from opensearch_kit.cluster import default_cache
@@ -235,7 +235,6 @@ def chart(report: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://localhost:9200")
-    parser.add_argument("--datasets", help="folder with scifact/ and autorag_retrieval_ko/ ($OPENSEARCH_KIT_DATASETS)")
     parser.add_argument("--docs", type=int, default=10000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--load-seconds", type=float, default=8.0)
@@ -244,12 +243,11 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, default=Path("bench_scale.png"))
     args = parser.parse_args()
     quiet(verbose=False)
-    datasets = datasets_dir(args.datasets)
     conn = Connection(args.url)
     cluster = conn.transport(timeout=600)
     work = default_cache().parent / "bench-scale"
-    corpus = write_corpus(datasets, args.docs, work / f"corpus-v2-{args.docs}.jsonl")
-    texts = queries(datasets, args.queries + WARMUP)
+    corpus = write_corpus(args.docs, work / f"corpus-v2-{args.docs}.jsonl")
+    texts = queries(args.queries + WARMUP)
     report: dict = {"docs": args.docs, "queries": len(texts) - WARMUP, "corpus": str(corpus), "heap_mb": {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
 

@@ -10,23 +10,16 @@ import random
 import re
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.beir import iter_jsonl
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 KOREAN_EVERY = 14
 
 
-def datasets_dir(given: str | None) -> Path:
-    """`--datasets DIR`, else $OPENSEARCH_KIT_DATASETS: a folder holding scifact/ and autorag_retrieval_ko/."""
-    import os
-
-    folder = given or os.environ.get("OPENSEARCH_KIT_DATASETS")
-    if not folder or not (Path(folder) / "scifact" / "corpus.jsonl").is_file():
-        raise SystemExit(
-            "no data sets: pass --datasets DIR (or set OPENSEARCH_KIT_DATASETS) to a folder holding scifact/ and "
-            "autorag_retrieval_ko/ in BEIR layout (opensearch-kit datasets get scifact, autorag_retrieval_ko)"
-        )
-    return Path(folder)
+def sources() -> tuple[Path, Path]:
+    """The BEIR folders of SciFact and AutoRAG-ko (`opensearch_kit.datasets`: the mirror, the cache, a download)."""
+    return datasets.get("scifact"), datasets.get("autorag-retrieval-ko")
 
 
 def _units(path: Path, split) -> list[tuple[str, list[str]]]:
@@ -39,12 +32,13 @@ def _units(path: Path, split) -> list[tuple[str, list[str]]]:
     return out
 
 
-def write_corpus(datasets: Path, docs: int, out: Path, seed: int = 13) -> Path:
+def write_corpus(docs: int, out: Path, seed: int = 13) -> Path:
     """`docs` passages in `out` (JSONL: _id, title, text); the same file for the same arguments."""
     if out.is_file() and sum(1 for _ in out.open(encoding="utf-8")) == docs:
         return out
-    english = _units(datasets / "scifact" / "corpus.jsonl", SENTENCE.split)
-    korean = _units(datasets / "autorag_retrieval_ko" / "corpus.jsonl", lambda t: t.split("\n"))
+    scifact, autorag = sources()
+    english = _units(scifact / "corpus.jsonl", SENTENCE.split)
+    korean = _units(autorag / "corpus.jsonl", lambda t: t.split("\n"))
     rng = random.Random(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
@@ -59,10 +53,11 @@ def write_corpus(datasets: Path, docs: int, out: Path, seed: int = 13) -> Path:
     return out
 
 
-def queries(datasets: Path, count: int) -> list[str]:
+def queries(count: int) -> list[str]:
     """`count` query texts: SciFact's and AutoRAG-ko's, interleaved one Korean in four."""
-    english = [q["text"] for q in iter_jsonl(datasets / "scifact" / "queries.jsonl")]
-    korean = [q["text"] for q in iter_jsonl(datasets / "autorag_retrieval_ko" / "queries.jsonl")]
+    scifact, autorag = sources()
+    english = [q["text"] for q in iter_jsonl(scifact / "queries.jsonl")]
+    korean = [q["text"] for q in iter_jsonl(autorag / "queries.jsonl")]
     mixed = []
     while len(mixed) < count and (english or korean):
         source = korean if (len(mixed) % 4 == 3 and korean) or not english else english
