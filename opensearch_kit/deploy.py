@@ -65,7 +65,7 @@ def deploy(
     *,
     kind: str | None = None,
     out_dir: Path | None = None,
-    timeout: float = 600,
+    timeout: float | None = None,
     check: bool = True,
     progress: bool = True,
     **export_options,
@@ -95,7 +95,7 @@ def deploy(
     if exported:
         from opensearch_kit.export import export_model
 
-        artifact = export_model(kind, str(source), out, **{**export_options, "name": name})
+        artifact = export_model(kind, str(source), out, progress=progress, **{**export_options, "name": name})
     return deploy_artifact(cluster, artifact, timeout=timeout, check=check, progress=progress, exported=exported)
 
 
@@ -106,7 +106,7 @@ def deploy_registered(
     artifact: Artifact | None,
     *,
     kind: str,
-    timeout: float,
+    timeout: float | None,
     check: bool,
 ) -> DeployResult:
     """Deploy an already registered `model` (a search hit) if it does not serve; the in-cluster check runs when
@@ -137,7 +137,7 @@ def deploy_artifact(
     cluster: Transport | OpenSearch,
     artifact: Artifact,
     *,
-    timeout: float = 600,
+    timeout: float | None = None,
     check: bool = True,
     progress: bool = True,
     exported: bool = False,
@@ -147,7 +147,7 @@ def deploy_artifact(
     ml = Transport.of(cluster).ml
     registration = ml.register_zip(artifact.zip_path, artifact.register_body, progress=progress)
     began = time.monotonic()
-    deployed_now = deploy_explained(ml, registration.model_id, timeout)
+    deployed_now = deploy_explained(ml, registration.model_id, timeout, progress)
     result = DeployResult(
         model_id=registration.model_id,
         name=artifact.register_body["name"],
@@ -179,11 +179,11 @@ def checked(ml, model_id: str, artifact: Artifact) -> dict:
     return parity
 
 
-def deploy_explained(ml: MLCommons, model_id: str, timeout: float) -> bool:
+def deploy_explained(ml: MLCommons, model_id: str, timeout: float | None, progress: bool = False) -> bool:
     """`ml.deploy`; when the node refuses for its model limit or a memory/disk breaker, a KitError naming the
     setting, the deployed models with the indexes that use them, and the command that frees the unused ones."""
     try:
-        return ml.deploy(model_id, timeout)
+        return ml.deploy(model_id, timeout, progress)
     except KitError as e:
         text = str(e).lower()
         if "max local model" in text or "max_model_on_node" in text:

@@ -279,8 +279,9 @@ class DenseExporter(Exporter):
             return lambda texts, batch_size: encoder.embed(texts, batch_size)
         return torchscript_runner(model_file, tokenizer_file, lambda m, f: m(f)["sentence_embedding"])
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        tolerance = 1 - MIN_COSINE if self.options.tolerance is None else self.options.tolerance
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = 1 - MIN_COSINE if self.options.tolerance is None else self.options.tolerance
         return compare_vectors(name, reference, runs, 1 - tolerance)
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:

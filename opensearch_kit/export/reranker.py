@@ -260,10 +260,14 @@ class RerankerExporter(Exporter):
         run = torchscript_runner(model_file, tokenizer_file, lambda m, f: m(*(f[n] for n in INPUTS)))
         return lambda pairs, batch_size: run(pairs, batch_size)[:, 0]
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        return compare_scores(
-            name, reference, runs, TOLERANCE if self.options.tolerance is None else self.options.tolerance
-        )
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
+        return compare_scores(name, reference, runs, tolerance)
+
+    def release(self) -> None:
+        self.loaded.model = None
+        super().release()
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:
         return score_quality(reference, reduced)

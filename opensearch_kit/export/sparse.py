@@ -147,6 +147,10 @@ class SparseExporter(Exporter):
             )
         return int(out.shape[-1])
 
+    def release(self) -> None:
+        self.head = None  # shares the decoder's weight
+        super().release()
+
     def module(self) -> SparseEncoderModule:
         return SparseEncoderModule(
             self.model, self.tokenizer, self.vocab_size, self.custom_head, self.options.prune_ratio, self.head
@@ -187,8 +191,9 @@ class SparseExporter(Exporter):
         feeds = ("input_ids", "attention_mask")
         return torchscript_runner(model_file, tokenizer_file, lambda m, f: m({k: f[k] for k in feeds})["output"])
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
         return compare_sparse(name, reference, runs, tolerance)
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:

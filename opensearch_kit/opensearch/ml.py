@@ -212,8 +212,9 @@ class MLCommons:
         reason = cause.message if isinstance(cause, KitError) else f"{type(cause).__name__}: {cause}"
         return KitError(f"{what} ({reason}); {left}", fix)
 
-    def wait_task(self, task_id: str, timeout: float = 600) -> dict:
-        """Poll a task until it completes; a KitError with the server's reason when it fails."""
+    def wait_task(self, task_id: str, timeout: float = 600, tick=None) -> dict:
+        """Poll a task until it completes (`tick(seconds)` after each wait); a KitError with the server's reason
+        when it fails."""
         deadline = time.monotonic() + timeout
         while True:
             task = self._call(lambda: self.api.get_task(task_id=task_id), f"task {task_id}", retry=True)
@@ -227,27 +228,36 @@ class MLCommons:
                     "raise --timeout, or check the node logs",
                 )
             time.sleep(1)
+            if tick:
+                tick(1)
 
-    def deploy(self, model_id: str, timeout: float = 600) -> bool:
-        """Deploy a registered model and wait until it serves; False when it was already deployed."""
-        if self.get(model_id).get("model_state") == "DEPLOYED":
+    def deploy(self, model_id: str, timeout: float | None = None, progress: bool = False) -> bool:
+        """Deploy a registered model and wait until it serves (`timeout`: by default `deploy_timeout` of its
+        size); False when it was already deployed."""
+        model = self.get(model_id)
+        if model.get("model_state") == "DEPLOYED":
             return False
+        timeout = timeout or deploy_timeout(int(model.get("model_content_size_in_bytes") or 0))
         task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
-        self.wait_task(task["task_id"], timeout)
+        with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
+            self.wait_task(task["task_id"], timeout, tick=bar.update)
         return True
 
     def register_remote(self, body: dict) -> str:
         """Register a model on a connector (function_name "remote"); its id."""
         return self._call(lambda: self.api.register_model(body=body), "register remote model")["model_id"]
 
-    def predict(self, model_id: str, body: dict, function: str | None = None) -> dict:
+    def predict(self, model_id: str, body: dict, function: str | None = None, timeout: float | None = None) -> dict:
         """_predict; `function` (text_embedding, sparse_encoding, ...) says how to read `body`, which a remote
-        model needs (without it ML Commons reads a remote model's body as connector parameters)."""
+        model needs (without it ML Commons reads a remote model's body as connector parameters); `timeout`: the
+        read timeout of this call (the client's by default). Never retried: a slow answer is no transient fault,
+        and each retry would queue one more inference on the node."""
+        extra = {"request_timeout": timeout} if timeout else {}
         if function:
-            call = lambda: self.api.predict(algorithm_name=function, model_id=model_id, body=body)  # noqa: E731
+            call = lambda: self.api.predict(algorithm_name=function, model_id=model_id, body=body, **extra)  # noqa: E731
         else:
-            call = lambda: self.api.predict_model(model_id=model_id, body=body)  # noqa: E731
-        return self._call(call, f"predict {model_id}", True)
+            call = lambda: self.api.predict_model(model_id=model_id, body=body, **extra)  # noqa: E731
+        return self._call(call, f"predict {model_id}")
 
     def get(self, model_id: str) -> dict:
         """The model's record; ModelNotFound when ML Commons has none with this id."""
@@ -272,6 +282,12 @@ class MLCommons:
             self.transport.call(lambda: self.api.delete_model(model_id=model_id), f"delete {model_id}")
         except NotFound:
             pass
+
+
+def deploy_timeout(size_bytes: int) -> float:
+    """Seconds a deploy may take: 600, plus 300 per GB past the first (a 3.4 GB model gets 1,320 s): the node
+    unzips, reads and loads every byte, on a CPU other work shares."""
+    return 600 + 300 * max(0.0, size_bytes / 1e9 - 1)
 
 
 def fingerprint_group(fingerprint: str) -> str:

@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from seed_models import PADDED_ROWS, seed_sparse
+from seed_models import PADDED_ROWS, seed_embedder, seed_reranker, seed_sparse
 from tiny_models import tiny_custom_sparse, tiny_qwen3_embedder
 from tokenizers import Tokenizer
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.export import export_model
+from opensearch_kit.export import export_model, pipeline
+from opensearch_kit.export.memory import AVAILABLE_ENV
 from opensearch_kit.runtime import SparseEncoder
 from opensearch_kit.runtime.onnx import run_padded
 from opensearch_kit.verify.samples import SAMPLE_TEXTS
@@ -83,3 +84,35 @@ def test_untrusted_custom_code_is_a_kit_error(tmp_path):
         with pytest.raises(KitError, match="ships its own model code") as err:
             export_model(kind, str(model), tmp_path / kind, **options)
         assert "--trust-remote-code" in err.value.fix
+
+
+def test_export_refuses_when_memory_is_short(padded_sparse, tmp_path, monkeypatch):
+    monkeypatch.setenv(AVAILABLE_ENV, str(200 * 1024**2))  # the machine reports 200 MB available
+    with pytest.raises(KitError, match=r"needs about [\d.]+ GB of memory; 0\.2 GB is available") as err:
+        export_model("sparse", padded_sparse, tmp_path, format="onnx", trust_remote_code=True)
+    assert "--dtype fp16" in err.value.fix and AVAILABLE_ENV in err.value.fix
+    assert not list(tmp_path.iterdir())  # refused before any weight was loaded or file written
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("kind", ["dense", "reranker"])
+def test_memory_bounded_fp16_export(tmp_path, monkeypatch, kind, fmt):
+    """The path big models take (here forced on tiny ones): no fp32 graph, the fp16 graph checked batched against
+    one at a time and against the fp32 original."""
+    monkeypatch.setattr(pipeline, "LEAN_ABOVE_BYTES", 0)
+    if kind == "dense":
+        model, options = seed_embedder(tmp_path / "model", tiny=True), {}
+    else:
+        model, options = seed_reranker(tmp_path / "model", tiny=True), {}
+    export = export_model(kind, str(model), tmp_path / "out", format=fmt, dtype="fp16", **options)
+    report = export.report
+    assert report["memory_bounded"] and report["parity"]["ok"], report["parity"]
+    quality = report["reduced_quality"]
+    assert quality.get("min_cosine", 1) >= 0.99 and quality.get("max_abs_diff", 0) <= 0.05, quality
+    assert not list((tmp_path / "out").glob("*.fp32.*"))
+    if fmt == "onnx":
+        import onnx
+
+        graph = onnx.load(str(export.model_file)).graph
+        big = [i for i in graph.initializer if np.prod(i.dims) >= 4096]
+        assert big and {i.data_type for i in big} == {onnx.TensorProto.FLOAT16}, [(i.name, i.dims) for i in big]
