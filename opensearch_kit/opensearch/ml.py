@@ -23,6 +23,14 @@ CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHU
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
 SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
+# Upload pacing: before each chunk, wait (up to HEAP_WAIT_S) while a node's parent circuit breaker is above this
+# share of its limit (it trips at 95 %). Each 10 MB chunk leaves the node tens of MB of short-lived heap (the
+# body, its base64 copy, the indexed document); back to back they can outrun the garbage collector of a small
+# heap (2 GiB: HTTP 429 at chunk 173 of a 3.4 GB zip). An idle node does not collect, so waiting long is useless
+# (pausing at 75 % of a 2 GiB heap cut the upload to 0.6 MB/s): a 429 past the pause is retried with backoff.
+HEAP_PAUSE_RATIO = 0.9
+HEAP_WAIT_S = 5.0
+BIG_MODEL_HEAP = "a model over 1 GB wants a node heap of 4 GB or more (opensearch-kit cluster start --heap 4g)"
 BREAKER_FIX = (
     "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
     "jvm_heap_memory_threshold / disk_free_space_threshold"
@@ -183,6 +191,7 @@ class MLCommons:
                 for n in range(total):
                     chunk = f.read(chunk_size)
                     if n not in done or n == total - 1:
+                        self.wait_for_heap()
                         self._call(
                             lambda n=n, chunk=chunk: self.api.upload_chunk(
                                 model_id=model_id, chunk_number=n, body=chunk
@@ -198,6 +207,32 @@ class MLCommons:
                 raise
             raise error from e
         return sent
+
+    def heap_use(self) -> float | None:
+        """The highest share of its parent circuit breaker's limit any node uses now (None: not readable)."""
+        try:
+            nodes = self.transport.request(
+                "GET", "/_nodes/stats/breaker", params={"filter_path": "nodes.*.breakers.parent"}
+            ).get("nodes", {})
+        except KitError:
+            return None
+        shares = [
+            p["estimated_size_in_bytes"] / p["limit_size_in_bytes"]
+            for node in nodes.values()
+            if (p := node.get("breakers", {}).get("parent")) and p.get("limit_size_in_bytes")
+        ]
+        return max(shares, default=None)
+
+    def wait_for_heap(self, ratio: float = HEAP_PAUSE_RATIO, wait_s: float = HEAP_WAIT_S) -> float:
+        """Pace an upload: wait (at most `wait_s`) while a node's heap is above `ratio` of its parent breaker's
+        limit, so the chunks never trip it (HTTP 429); the seconds waited."""
+        began = time.monotonic()
+        while time.monotonic() - began < wait_s:
+            share = self.heap_use()
+            if share is None or share < ratio:
+                break
+            time.sleep(0.25)
+        return time.monotonic() - began
 
     def _abandon(self, model_id: str, what: str, cause: BaseException) -> KitError | None:
         """Delete a half-registered model; the error to raise says whether that worked (None: re-raise `cause`)."""
@@ -326,7 +361,7 @@ def explain(e: ClusterError) -> ClusterError:
     elif "no eligible node" in text or "only_run_on_ml_node" in text or "ml node" in text:
         e.fix = "add a node with the ml role, or set plugins.ml_commons.only_run_on_ml_node: false"
     elif "circuit" in text or "memory" in text or "disk" in text:
-        e.fix = BREAKER_FIX
+        e.fix = f"{BREAKER_FIX}; {BIG_MODEL_HEAP}"
     elif "trusted connector endpoint" in text:
         e.fix = "add the server's URL to plugins.ml_commons.trusted_connector_endpoints_regex (or --allow-endpoint)"
     elif "private ip" in text:
