@@ -1,0 +1,49 @@
+"""The Korean sparse encoder's shape, with a vocabulary padded past its tokenizer, deploys in both formats and
+the cluster returns what the export recorded: tiny, and at its real size (150M, 22 layers, 50,000 rows)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import deployed
+from seed_models import seed_sparse
+from tokenizers import Tokenizer
+
+from opensearch_kit.export import export_model
+from opensearch_kit.runtime.sparse import decoded_vocab
+from opensearch_kit.verify.cluster import check_in_cluster, cluster_sparse_weights
+from opensearch_kit.verify.samples import SAMPLE_TEXTS
+
+pytestmark = pytest.mark.export
+
+
+@pytest.fixture(scope="module")
+def tiny_padded(tmp_path_factory):
+    return str(seed_sparse(tmp_path_factory.mktemp("tiny-padded") / "model", tiny=True))
+
+
+@pytest.fixture(scope="module")
+def real_padded(tmp_path_factory):
+    return str(seed_sparse(tmp_path_factory.mktemp("real-padded") / "model"))
+
+
+def assert_deploys_with_parity(ml, model: str, out, fmt: str, name: str) -> None:
+    """Export with the padded ids masked, deploy, in-cluster parity; every token the cluster returns is one the
+    tokenizer has."""
+    export = export_model("sparse", model, out, format=fmt, trust_remote_code=True, name=name, progress=False)
+    assert export.report["masked_missing_ids"] > 0 and export.report["parity"]["ok"]
+    tokens = set(decoded_vocab(Tokenizer.from_file(str(export.tokenizer_file))).values())
+    with deployed(ml, export) as model_id:
+        check = check_in_cluster(ml, model_id, export)
+        assert check["ok"], check
+        weights = cluster_sparse_weights(ml, model_id, SAMPLE_TEXTS[:4])
+        assert all(weights) and all(set(w) <= tokens for w in weights)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_tiny_padded_vocabulary_sparse_in_cluster(ml, tiny_padded, tmp_path, fmt):
+    assert_deploys_with_parity(ml, tiny_padded, tmp_path, fmt, f"test-padded-tiny-{fmt}")
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_real_size_padded_vocabulary_sparse_in_cluster(ml, real_padded, tmp_path, fmt):
+    assert_deploys_with_parity(ml, real_padded, tmp_path, fmt, f"test-padded-150m-{fmt}")
