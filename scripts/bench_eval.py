@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.cli.common import quiet
 from opensearch_kit.cluster import default_cache
 from opensearch_kit.demo import DemoModels, deploy_models
@@ -29,7 +30,6 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.tune import tune
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MODES = ("bm25", "sparse", "dense", "hybrid", "hybrid+rrf")
 
 
@@ -69,7 +69,7 @@ def main() -> None:
         report = ingest(
             cluster,
             index,
-            DATASETS / name,
+            datasets.get(name),
             mode="client",
             sparse_encoder=onnx["sparse"],
             dense_encoder=onnx["dense"],
@@ -77,8 +77,9 @@ def main() -> None:
         )
         print(report.summary())
         out, chart = args.out_dir / f"{name}.json", args.out_dir / f"{name}.png"
-        result = evaluate(cluster, index, DATASETS / name, modes=MODES, out=out, chart=chart)
-        pair = evaluate(cluster, index, DATASETS / name, modes=("hybrid",), hybrid=("sparse", "dense"), progress=False)
+        beir = datasets.get(name)
+        result = evaluate(cluster, index, beir, modes=MODES, out=out, chart=chart)
+        pair = evaluate(cluster, index, beir, modes=("hybrid",), hybrid=("sparse", "dense"), progress=False)
         result.modes["hybrid(sparse+dense)"] = pair.modes["hybrid"]
         for mode, r in result.modes.items():
             m = r["metrics"]
@@ -91,7 +92,7 @@ def main() -> None:
             tuned = tune(
                 cluster,
                 index,
-                DATASETS / name,
+                datasets.get(name),
                 dev_fraction=0.5,
                 seed=0,
                 hybrid=tuple(args.tune.split(",")),

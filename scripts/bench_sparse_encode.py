@@ -3,7 +3,7 @@
 
 Each row: docs/s, achieved GFLOP/s and its share of an fp32 sgemm peak measured in the same run, peak RSS
 (VmHWM of the process that ran it: every backend runs in a child process of its own) and the ratio to
-sentence-transformers. Texts are SciFact passages (from ../shared/datasets/scifact beside the repository,
+sentence-transformers. Texts are SciFact passages (`opensearch_kit.datasets.get("scifact")`,
 else generated words) joined until each fills the token length, so every document costs the same FLOPs.
 Backends alternate over --rounds and the best round counts, to damp a shared machine's noise.
 
@@ -21,12 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from opensearch_kit import datasets
 from opensearch_kit.cli.common import quiet
 
 SPARSE_BACKENDS = ("st", "onnx-fp32", "onnx-int8", "torchscript")
 DENSE_BACKENDS = ("st-dense", "onnx-dense")
 FALLBACK_WORDS = ["neural", "sparse", "retrieval", "expands", "passages", "into", "weighted", "vocabulary"]
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+SCIFACT = datasets.get("scifact") / "corpus.jsonl"
 
 
 def passages(n: int, tokens: int) -> list[str]:

@@ -1,6 +1,6 @@
 """Ingest a BEIR dataset (or any JSONL corpus) into a new hybrid index: a thin example over the Python API.
 
-python scripts/ingest_beir.py ../shared/datasets/scifact scifact --sparse-model MODEL_ID \
+python scripts/ingest_beir.py $(opensearch-kit datasets get scifact) scifact --sparse-model MODEL_ID \
     [--mode client --sparse-encoder out/splade-onnx] [--dense-model ID --dense-encoder DIR] [--language ko] [--recreate]
 """
 

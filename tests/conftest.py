@@ -1,4 +1,10 @@
-"""Shared fixtures: a real OpenSearch, reused when one answers at OPENSEARCH_URL, else started locally.
+"""Shared fixtures: a real OpenSearch that the test session starts for itself, on a free port with its home in a
+temporary directory, and stops at the end; an existing cluster only when OPENSEARCH_KIT_TEST_URL names it.
+
+The session never touches the user's node, home or caches: OPENSEARCH_KIT_HOME and OPENSEARCH_KIT_CACHE point into
+the session's directory (downloads — Maven artifacts, wheel models, data sets — are kept between sessions in
+`.test-cache/` beside this checkout), and at the end the user's export cache and the models of a node answering at
+the default URL are checked to be as they were.
 
 Markers: a test that uses the cluster (any fixture below `conn`) is marked `cluster`, one that imports torch to
 export a model `export` (set per module), so `pytest -m "not cluster"` runs the part that needs no OpenSearch."""
@@ -6,12 +12,65 @@ export a model `export` (set per module), so `pytest -m "not cluster"` runs the 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from opensearch_kit.cluster import LocalCluster
-from opensearch_kit.cluster.local import http_json
+from opensearch_kit.cluster.local import HOME_ENV, http_json
+from opensearch_kit.files import CACHE_ENV, kit_cache_dir
 from opensearch_kit.opensearch import DEFAULT_URL, Connection, Transport
+
+TEST_URL_ENV = "OPENSEARCH_KIT_TEST_URL"
+DOWNLOADS = Path(__file__).resolve().parents[1] / ".test-cache"  # kept between sessions; gitignored
+SHARED_DOWNLOADS = ("maven", "wheel-models", "datasets")
+EXTRA_PORTS = (3, 5)  # tests start side clusters at the session port + these (TLS, node failure)
+SESSION: dict = {}
+
+
+def pytest_configure(config) -> None:
+    """Point the kit's home and caches into a session directory before any test runs, after noting what the
+    user's own export cache and node hold."""
+    SESSION["user"] = _user_state()
+    root = Path(tempfile.mkdtemp(prefix="opensearch-kit-tests-"))
+    root.chmod(0o755)  # as root the node runs as the `opensearch-kit` user, which must reach its home
+    cache = root / "cache"
+    cache.mkdir()
+    for name in SHARED_DOWNLOADS:
+        (DOWNLOADS / name).mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(DOWNLOADS / name)
+    os.environ[HOME_ENV] = str(root / "home")
+    os.environ[CACHE_ENV] = str(cache)
+    SESSION["root"] = root
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    root = SESSION.get("root")
+    if root and exitstatus == 0:
+        shutil.rmtree(root, ignore_errors=True)
+    if "user" in SESSION and _user_state() != SESSION["user"]:
+        print("\nerror: the test session changed the user's export cache or the models of the user's node")
+        session.exitstatus = 1
+
+
+def _user_state() -> dict:
+    """The user's export cache listing and the model ids of a node answering at the default URL (if any)."""
+    saved = os.environ.pop(CACHE_ENV, None)
+    try:
+        exports = kit_cache_dir() / "exports"
+    finally:
+        if saved is not None:
+            os.environ[CACHE_ENV] = saved
+    state: dict = {"exports": sorted(p.name for p in exports.iterdir()) if exports.is_dir() else []}
+    try:
+        found = http_json(f"{DEFAULT_URL}/_plugins/_ml/models/_search?size=1000", timeout=3)
+        state["models"] = sorted(h["_id"] for h in found.get("hits", {}).get("hits", []))
+    except Exception:
+        state["models"] = None  # no node there, or no ML Commons index yet
+    return state
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -20,25 +79,44 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-def _answers(url: str) -> bool:
-    try:
-        http_json(url, timeout=3)
-        return True
-    except Exception:
-        return False
+def free_port(nodes: int = 1) -> int:
+    """An HTTP port p such that the ports of `nodes` nodes from p, the side clusters' ports (p + EXTRA_PORTS) and
+    all their transport ports (+100) are free."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port > 60000:
+            continue
+        wanted = [port + d for d in (*range(nodes), *EXTRA_PORTS)]
+        if all(_bindable(p) and _bindable(p + 100) for p in wanted):
+            return port
+    raise RuntimeError("no free port range for the test cluster")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 @pytest.fixture(scope="session")
 def conn() -> Connection:
-    """Connection to a live cluster for the whole test session; a local one is stopped at the end."""
-    url = os.environ.get("OPENSEARCH_URL", DEFAULT_URL)
-    if _answers(url):
+    """Connection to the session's cluster: OPENSEARCH_KIT_TEST_URL if set, else a node of its own (stopped at
+    the end). OPENSEARCH_URL is set to it, so CLI runs in subprocesses reach it too."""
+    url = os.environ.get(TEST_URL_ENV)
+    if url:
+        os.environ["OPENSEARCH_URL"] = url
         yield Connection(url)
         return
-    local = LocalCluster.for_url(url)
-    local.start()
+    local = LocalCluster(free_port())
+    rec = local.start()
+    os.environ["OPENSEARCH_URL"] = rec.url
     try:
-        yield Connection(url)
+        yield Connection(rec.url)
     finally:
         local.stop()
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 from references import DOCS
 
+from opensearch_kit import datasets
 from opensearch_kit.beir import read_qrels
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+# Public data sets through `opensearch_kit.datasets`: the mirror ($OPENSEARCH_KIT_DATASETS) first, else downloaded once.
+SCIFACT = datasets.get("scifact", progress=False)
+AUTORAG_KO = datasets.get("autorag-retrieval-ko", progress=False)
 
 
 @contextmanager

@@ -98,7 +98,7 @@ def test_the_search_client_imports_no_torch():
 
 # Lowest first: a module may import modules of its own layer or of the layers before it.
 LAYERS = [
-    {"opensearch_kit", "errors", "files", "beir", "wheel_models", "artifact"},
+    {"opensearch_kit", "errors", "files", "progress", "beir", "datasets", "wheel_models", "artifact"},
     {"cluster"},
     {"opensearch"},
     {"runtime"},

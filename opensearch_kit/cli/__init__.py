@@ -10,6 +10,7 @@ import click
 
 from opensearch_kit.cli.cluster import cluster
 from opensearch_kit.cli.common import connection_options, make_connection, quiet, report_error, report_unexpected
+from opensearch_kit.cli.datasets import datasets
 from opensearch_kit.cli.demo import demo
 from opensearch_kit.cli.deploy import deploy, models
 from opensearch_kit.cli.export import export
@@ -30,7 +31,7 @@ def main(ctx: click.Context, verbose: bool, **connection) -> None:
     ctx.obj = make_connection(**connection)
 
 
-for command in (cluster, demo, export, deploy, models, index_group, ingest, search, evaluate, tune, serve):
+for command in (cluster, datasets, demo, export, deploy, models, index_group, ingest, search, evaluate, tune, serve):
     main.add_command(command)
 
 

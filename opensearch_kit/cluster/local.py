@@ -24,6 +24,7 @@ from opensearch_kit.cluster.distribution import MIN_JAVA, assemble, stage_djl_na
 from opensearch_kit.cluster.jdk import Jdk, find_jdk
 from opensearch_kit.cluster.maven import MavenCache
 from opensearch_kit.errors import KitError
+from opensearch_kit.files import kit_cache_dir
 
 if TYPE_CHECKING:
     from opensearch_kit.cluster.security import Security
@@ -62,7 +63,7 @@ def default_home() -> Path:
 
 def default_cache() -> Path:
     """Where downloaded Maven artifacts are cached."""
-    return Path(platformdirs.user_cache_dir("opensearch-kit")) / "maven"
+    return kit_cache_dir() / "maven"
 
 
 @dataclass

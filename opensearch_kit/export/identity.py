@@ -14,10 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
-import platformdirs
-
 from opensearch_kit.artifact import Artifact, default_name
-from opensearch_kit.files import file_digest
+from opensearch_kit.files import file_digest, kit_cache_dir
 
 EXPORT_FORMAT_VERSION = 1  # bump when the export pipeline's output changes for the same inputs
 # Options that do not change the exported files' bytes beyond the name (which is derived from the fingerprint).
@@ -72,8 +70,8 @@ def model_name(source: str | Path, kind: str, fmt: str, fp: str) -> str:
 
 
 def cache_root() -> Path:
-    """Where exports are cached: <user cache dir>/opensearch-kit/exports."""
-    return Path(platformdirs.user_cache_dir("opensearch-kit")) / "exports"
+    """Where exports are cached: <kit cache dir>/exports."""
+    return kit_cache_dir() / "exports"
 
 
 def export_dir(name: str, fp: str, root: Path | None = None) -> Path:

@@ -11,8 +11,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import platformdirs
-
+from opensearch_kit.cluster.local import default_home
 from opensearch_kit.errors import KitError
 from opensearch_kit.serve.handlers import ServedModel
 from opensearch_kit.serve.ray_head import RayHead, start_node
@@ -21,7 +20,8 @@ APP_NAME = "opensearch-kit"
 
 
 def record_path(port: int) -> Path:
-    return Path(platformdirs.user_data_dir("opensearch-kit")) / "serve" / f"{port}.json"
+    """Where a server's record lives: serve/<port>.json under the kit's home (see `default_home`)."""
+    return default_home() / "serve" / f"{port}.json"
 
 
 @dataclass

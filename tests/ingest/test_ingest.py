@@ -15,13 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import AUTORAG_KO, SCIFACT
 
 from opensearch_kit.index import FIELDS, create_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def jsonl(docs: list[dict]) -> bytes:
@@ -39,12 +39,10 @@ def test_scifact_subset_both_modes_hold_the_same_sparse_vectors(client, deployed
     for mode in ("pipeline", "client"):
         index = fresh(f"scifact-{mode}")
         create_index(client, index, model_id)
-        report = ingest(
-            client, index, DATASETS / "scifact", mode=mode, sparse_encoder=export_dir, limit=100, progress=False
-        )
+        report = ingest(client, index, SCIFACT, mode=mode, sparse_encoder=export_dir, limit=100, progress=False)
         assert (report.read, report.indexed, report.rejected, report.index_count) == (100, 100, 0, 100)
         assert report.over_length > 0 and report.max_length == 512  # SciFact has abstracts past 512 tokens
-        ids = [json.loads(line)["_id"] for line in (DATASETS / "scifact/corpus.jsonl").open().readlines()[:100]]
+        ids = [json.loads(line)["_id"] for line in (SCIFACT / "corpus.jsonl").open().readlines()[:100]]
         vectors[mode] = {i: s[FIELDS.sparse] for i, s in sources(client, index, ids).items()}
     assert report.encoder_check.startswith(f"sparse matches {model_id} (max |diff|")
     assert vectors["pipeline"].keys() == vectors["client"].keys() and len(vectors["client"]) == 100
@@ -184,7 +182,7 @@ def test_killed_ingest_resumes_with_every_document_indexed_once(conn, client, de
     model_id, _ = deployed_splade
     index = fresh("resume")
     create_index(client, index, model_id)
-    lines = (DATASETS / "scifact/corpus.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    lines = (SCIFACT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:300]
     short = [{**json.loads(line), "text": json.loads(line)["text"][:120] or "empty abstract"} for line in lines]
     source = tmp_path / "short.jsonl"
     source.write_bytes(jsonl(short))
@@ -213,7 +211,7 @@ def test_killed_ingest_resumes_with_every_document_indexed_once(conn, client, de
 
 def test_korean_corpus_with_nori_finds_gold_pages(client, deployed_splade, fresh, tmp_path):
     model_id, export_dir = deployed_splade
-    base = DATASETS / "autorag_retrieval_ko"
+    base = AUTORAG_KO
     queries = {q["_id"]: q["text"] for q in map(json.loads, (base / "queries.jsonl").open(encoding="utf-8"))}
     qrels = [line.split("\t")[:2] for line in (base / "qrels/test.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     qrels = qrels[:12]

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import SCIFACT
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.index import create_index
 from opensearch_kit.ingest.ray_engine import ingest_ray
 from opensearch_kit.serve.ray_head import start_node
 
-SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
 BAD = ["{not json", json.dumps({"_id": "no-text"}), json.dumps({"_id": "blank", "text": ""})]
 
 

@@ -4,15 +4,13 @@ searches answer."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from helpers import SCIFACT
 
 from opensearch_kit.index import FIELDS, create_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.search import QueryOptions, Searcher
 
-SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
 DOCS = 200
 
 
