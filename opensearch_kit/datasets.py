@@ -172,9 +172,10 @@ def _download(remote: RemoteFile, dest: Path, name: str, mirror: Path | None, pr
         with requests.get(remote.url, stream=True, timeout=60) as resp:
             resp.raise_for_status()
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with partial.open("wb") as out, progress_bar(
-                total, desc=f"download {name}", unit="B", unit_scale=True, enabled=progress
-            ) as bar:
+            with (
+                partial.open("wb") as out,
+                progress_bar(total, desc=f"download {name}", unit="B", unit_scale=True, enabled=progress) as bar,
+            ):
                 for block in resp.iter_content(1 << 20):
                     out.write(block)
                     bar.update(len(block))

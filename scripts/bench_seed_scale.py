@@ -63,7 +63,8 @@ def timed_export(kind: str, model: Path, out: Path, fmt: str, dtype: str, quanti
         output, errors = stdout.read(), stderr.read()
     row = {"seconds": time.monotonic() - began, "peak_gb": usage.ru_maxrss / 1e6}
     if child.returncode != 0:
-        return {**row, "error": (errors.strip().splitlines() or [f"exit status {child.returncode}"])[-1]}
+        lines = [line.strip() for line in errors.splitlines() if line.strip() and "%" not in line]
+        return {**row, "error": " ".join(lines[-2:]) or f"exit status {child.returncode}"}
     return {**row, "report": json.loads(output), "out": out}
 
 

@@ -170,8 +170,9 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
     exporter.load(meta=True)
     estimated = check_size(exporter.module(), fmt, options.dtype, options.quantize)
     fp32_bytes = estimated_bytes(exporter.module(), "fp32", None)
-    lean = options.variant == "fp16" and fp32_bytes > LEAN_ABOVE_BYTES
-    check_memory(exporter.source, fp32_bytes, f"{fmt} {options.variant}", lean)
+    lean_possible = fp32_bytes > LEAN_ABOVE_BYTES
+    lean = options.variant == "fp16" and lean_possible
+    check_memory(exporter.source, fp32_bytes, f"{fmt} {options.variant}", lean, lean_possible)
     steps = ["load weights", "reference outputs", f"write {fmt}", "parity", "expected outputs", "zip"]
     with progress_bar(len(steps), desc=f"export {name}", unit="step", enabled=progress) as bar:
 

@@ -8,6 +8,7 @@ from helpers import deployed
 from seed_models import seed_sparse
 from tokenizers import Tokenizer
 
+from opensearch_kit.errors import KitError, Timeout
 from opensearch_kit.export import export_model
 from opensearch_kit.runtime.sparse import decoded_vocab
 from opensearch_kit.verify.cluster import check_in_cluster, cluster_sparse_weights
@@ -47,3 +48,16 @@ def test_tiny_padded_vocabulary_sparse_in_cluster(ml, tiny_padded, tmp_path, fmt
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_real_size_padded_vocabulary_sparse_in_cluster(ml, real_padded, tmp_path, fmt):
     assert_deploys_with_parity(ml, real_padded, tmp_path, fmt, f"test-padded-150m-{fmt}")
+
+
+def test_a_slow_model_ends_the_check_with_the_truth(ml, tiny_padded, tmp_path):
+    """A predict past its read timeout is a Timeout (not 'cannot reach'), never retried; a check past its budget
+    stops with the measured per-passage time and the ways to serve the model."""
+    export = export_model("sparse", tiny_padded, tmp_path, trust_remote_code=True, name="test-padded-slow")
+    with deployed(ml, export) as model_id:
+        with pytest.raises(Timeout, match="no answer from .* within the read timeout"):
+            ml.predict(model_id, {"text_docs": SAMPLE_TEXTS}, "sparse_encoding", timeout=0.001)
+        with pytest.raises(KitError, match=r"in-cluster check stopped after 0 s: 1 of 6 passages took") as err:
+            check_in_cluster(ml, model_id, export, budget=0.01)
+        assert "s per passage" in err.value.message and "cannot reach" not in err.value.message
+        assert "serve start" in err.value.fix and "deploy --remote" in err.value.fix
