@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import seed_models
 import torch
 from seed_models import PADDED_ROWS, seed_embedder, seed_reranker, seed_sparse
 from tiny_models import tiny_custom_sparse, tiny_qwen3_embedder
@@ -97,14 +98,13 @@ def test_export_refuses_when_memory_is_short(padded_sparse, tmp_path, monkeypatc
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 @pytest.mark.parametrize("kind", ["dense", "reranker"])
 def test_memory_bounded_fp16_export(tmp_path, monkeypatch, kind, fmt):
-    """The path big models take (here forced on tiny ones): no fp32 graph, the fp16 graph checked batched against
-    one at a time and against the fp32 original."""
+    """The path big models take (here forced on tiny sharded bf16 checkpoints): no fp32 graph, the fp16 graph
+    checked batched against one at a time and against the fp32 original."""
     monkeypatch.setattr(pipeline, "LEAN_ABOVE_BYTES", 0)
-    if kind == "dense":
-        model, options = seed_embedder(tmp_path / "model", tiny=True), {}
-    else:
-        model, options = seed_reranker(tmp_path / "model", tiny=True), {}
-    export = export_model(kind, str(model), tmp_path / "out", format=fmt, dtype="fp16", **options)
+    monkeypatch.setattr(seed_models, "SHARD_SIZE", "40KB")  # a bf16 checkpoint in several shards
+    model = (seed_embedder if kind == "dense" else seed_reranker)(tmp_path / "model", tiny=True)
+    assert len(list(model.glob("*.safetensors"))) > 1
+    export = export_model(kind, str(model), tmp_path / "out", format=fmt, dtype="fp16")
     report = export.report
     assert report["memory_bounded"] and report["parity"]["ok"], report["parity"]
     quality = report["reduced_quality"]
