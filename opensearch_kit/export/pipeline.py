@@ -203,8 +203,10 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
             **exporter.details(),
         }
         if lean:
-            members, run = write_lean(exporter, module, fmt, model_file, tokenizer_file)
-            del module
+            members = write_lean(exporter, module, fmt, model_file)
+            del module  # the last reference to the torch model: freed before its graph is loaded
+            gc.collect()
+            run = exporter.runner(fmt, model_file, tokenizer_file)
             step(steps[2])
             outputs = np.asarray(run(items, 1))
             # No fp32 graph: the parity check holds the fp16 graph's batched outputs to its one-at-a-time ones,
@@ -268,22 +270,19 @@ def tolerance_of(exporter: Exporter, variant: str) -> float:
     return bounds["max_abs_diff"] if "max_abs_diff" in bounds else 1 - bounds["min_cosine"]
 
 
-def write_lean(
-    exporter: Exporter, module: torch.nn.Module, fmt: str, model_file: Path, tokenizer_file: Path
-) -> tuple[list[Path], Runner]:
+def write_lean(exporter: Exporter, module: torch.nn.Module, fmt: str, model_file: Path) -> list[Path]:
     """Write the fp16 graph straight from the fp32 model turned fp16 in place (TorchScript: fp16 weights and
-    compute; ONNX: fp16 weights cast to fp32 in the graph), free the model, then load the graph: never the torch
-    model, an fp32 graph and a runtime session at once. The files to zip and the graph's runner."""
+    compute; ONNX: fp16 weights cast to fp32 in the graph) and drop the exporter's hold on the model, so that once
+    the caller drops `module` no torch weights are left: never the torch model, an fp32 graph and a runtime
+    session at once. The files to zip."""
     if fmt == "onnx":
         fp16_storage(module)
     else:
         module.half()
     wrapper, args, input_names, output_names = exporter.graph(fmt, module)
     members = write_graph(fmt, wrapper, args, model_file, input_names, output_names, fold_constants=False)
-    del wrapper, args, module
     exporter.release()
-    gc.collect()
-    return members, exporter.runner(fmt, model_file, tokenizer_file)
+    return members
 
 
 def write_reduced(fmt: str, quantize: str | None, wrapper: torch.nn.Module, args: tuple, model_file: Path) -> list:
