@@ -14,7 +14,8 @@ sentence-transformers embedder; bf16 safetensors, sharded), then for each:
 - docs/s (pairs/s for the reranker) on --docs passages: ML Commons _predict, client-side ONNX Runtime
   (opensearch_kit.runtime), and `serve` (Ray Serve on this CPU) with the ONNX export.
 Heavy: the 1.7B needs ~10 GB free (check `free -g`); run shapes one at a time with --shapes. Models stay in
---work (default ~/.cache/opensearch-kit/bench-seed) for re-runs; deployed models are deleted at the end.
+--work (default ~/.cache/opensearch-kit/bench-seed) and so do exports (a re-run reuses them: delete the
+folder to time them again); deployed models are deleted at the end.
 """
 
 from __future__ import annotations
@@ -154,7 +155,12 @@ def main() -> None:
         done = {}
         for fmt, dtype, quantize in exports + ([("onnx", "fp32", "int8")] if args.int8 and shape == "embedder" else []):
             variant = quantize or dtype
-            row = timed_export(kind, model, args.work / shape / f"{fmt}-{variant}", fmt, dtype, quantize)
+            out = args.work / shape / f"{fmt}-{variant}"
+            if list(out.glob("*.zip")):  # exported by an earlier run: reuse it
+                done[(fmt, variant)] = Artifact.locate(out)
+                print(f"[{shape}] export {fmt} {variant}: reusing {out}", flush=True)
+                continue
+            row = timed_export(kind, model, out, fmt, dtype, quantize)
             figure = f"{row['seconds']:.0f}s, peak RSS {row['peak_gb']:.1f} GB"
             if "error" in row:
                 print(f"[{shape}] export {fmt} {variant}: FAILED after {figure}: {row['error']}", flush=True)

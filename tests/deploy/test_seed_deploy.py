@@ -45,9 +45,10 @@ def test_tiny_padded_vocabulary_sparse_in_cluster(ml, tiny_padded, tmp_path, fmt
     assert_deploys_with_parity(ml, tiny_padded, tmp_path, fmt, f"test-padded-tiny-{fmt}")
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_real_size_padded_vocabulary_sparse_in_cluster(ml, real_padded, tmp_path, fmt):
-    assert_deploys_with_parity(ml, real_padded, tmp_path, fmt, f"test-padded-150m-{fmt}")
+def test_real_size_padded_vocabulary_sparse_in_cluster(ml, real_padded, tmp_path):
+    """At 150M in ONNX only (the format client-side encoding shares), to keep CI time: ~3 min unloaded; the
+    TorchScript export of this shape is timed by scripts/bench_seed_scale.py."""
+    assert_deploys_with_parity(ml, real_padded, tmp_path, "onnx", "test-padded-150m-onnx")
 
 
 def test_a_slow_model_ends_the_check_with_the_truth(ml, tiny_padded, tmp_path):
