@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ class DeployResult:
             else f"uploaded {self.uploaded_bytes / 1e6:.1f} MB in {self.upload_seconds}s"
         )
         lines = [f"{self.model_id}  {self.name} ({self.kind}): {how}, deploy {self.deploy_seconds}s"]
+        lines.append(f"export: {Path(self.zip).parent}" if self.zip else "export: none here (--out DIR makes one)")
         if self.cluster_parity:
             p = self.cluster_parity
             detail = f"min cosine {p['min_cosine']:.6f}" if "min_cosine" in p else f"max|diff| {p['max_abs_diff']:.2e}"
@@ -75,7 +78,8 @@ def deploy(
 
     A model is identified by its fingerprint (export.identity): a registered model with that fingerprint is
     reused (deployed when it is not) with no export and no upload; else the cached export of that fingerprint;
-    else the model is exported into the cache (`out_dir` overrides). See `deploy_artifact` for the rest."""
+    else the model is exported into the cache. With `out_dir`, that folder always ends holding the export:
+    linked from the cache, else exported there (even for a reused model). See `deploy_artifact` for the rest."""
     if Artifact.is_export(source):
         artifact = Artifact.locate(Path(source))
         if kind and artifact.kind != kind:
@@ -87,16 +91,34 @@ def deploy(
     fmt = export_options.get("format") or "torchscript"
     name = export_options.get("name") or model_name(str(source), kind, fmt, fp)
     out = Path(out_dir) if out_dir else export_dir(name, fp)
-    artifact = cached_export(fp, out.parent, fmt=fmt) if not out_dir else cached_export(fp, out, fmt=fmt, flat=True)
+    cached = cached_export(fp, fmt=fmt)
+    artifact = cached_export(fp, out, fmt=fmt, flat=True) if out_dir else cached
+    if out_dir and artifact is None and cached is not None:
+        artifact = linked_export(cached, out)  # --out ends holding the export, reused or not
     registered = Transport.of(cluster).ml.find_fingerprint(fp)
-    if registered:
-        return deploy_registered(cluster, registered, fp, artifact, kind=kind, timeout=timeout, check=check)
-    exported = artifact is None
+    exported = artifact is None and (out_dir is not None or not registered)
     if exported:
         from opensearch_kit.export import export_model
 
         artifact = export_model(kind, str(source), out, progress=progress, **{**export_options, "name": name})
+    if registered:
+        return deploy_registered(
+            cluster, registered, fp, artifact, kind=kind, timeout=timeout, check=check, exported=exported
+        )
     return deploy_artifact(cluster, artifact, timeout=timeout, check=check, progress=progress, exported=exported)
+
+
+def linked_export(artifact: Artifact, out: Path) -> Artifact:
+    """A copy of the export `artifact` in `out`: its files hard-linked (copied across file systems)."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(artifact.dir, out, copy_function=link, dirs_exist_ok=True)
+    return Artifact(out, artifact.name)
 
 
 def deploy_registered(
@@ -108,9 +130,10 @@ def deploy_registered(
     kind: str,
     timeout: float | None,
     check: bool,
+    exported: bool = False,
 ) -> DeployResult:
     """Deploy an already registered `model` (a search hit) if it does not serve; the in-cluster check runs when
-    the cached export (`artifact`) is at hand."""
+    the export (`artifact`, cached or just `exported`) is at hand."""
     ml = Transport.of(cluster).ml
     began = time.monotonic()
     deployed_now = deploy_explained(ml, model["model_id"], timeout)
@@ -119,7 +142,7 @@ def deploy_registered(
         name=model.get("name", ""),
         kind=kind,
         zip=str(artifact.zip_path) if artifact else "",
-        exported=False,
+        exported=exported,
         reused=True,
         resumed=False,
         uploaded_bytes=0,

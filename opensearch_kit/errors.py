@@ -57,7 +57,11 @@ class IndexNotFound(NotFound):
 
 
 class ModelNotFound(NotFound):
-    """ML Commons has no model with that id."""
+    """ML Commons has no model with that id (some APIs answer it with a 500: it is final all the same)."""
+
+    @property
+    def transient(self) -> bool:
+        return False
 
 
 class PipelineNotFound(NotFound):

@@ -12,6 +12,7 @@ PLAIN_STEPS = 10  # a plain line each time another tenth of the total is done
 PLAIN_EVERY_S = 30.0  # ... or, without a total, every 30 s
 PLAIN_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
 PLAIN_FORMAT_NO_TOTAL = "{desc}: {n_fmt} [{elapsed}, {rate_fmt}]"
+PLAIN = {"quiet": False}  # True: no plain lines, bars only on a terminal (set while a `--json` command runs)
 
 
 def progress_bar(
@@ -25,7 +26,7 @@ def progress_bar(
 ) -> tqdm:
     """A progress bar for `total` units: tqdm on a terminal, `PlainProgress` lines otherwise, silent if not
     `enabled`. Use it as tqdm (`update`, `set_postfix_str`, context manager)."""
-    if not enabled:
+    if not enabled or (PLAIN["quiet"] and not sys.stderr.isatty()):
         return tqdm(total=total, disable=True)
     if sys.stderr.isatty():
         return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=leave, file=sys.stderr)

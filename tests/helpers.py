@@ -60,16 +60,17 @@ def rerank_order(client, model_id: str, query: str) -> list[tuple[int, float]]:
         client.indices.delete(index=index, ignore_unavailable=True)
 
 
-def scifact_subset(root: Path, queries: int = 10, distractors: int = 100) -> Path:
-    """The first `queries` judged queries, their gold documents and `distractors` other documents, BEIR layout."""
-    qrels = dict(list(read_qrels(SCIFACT / "qrels" / "test.tsv").items())[:queries])
+def scifact_subset(root: Path, queries: int = 10, distractors: int = 100, source: Path = SCIFACT) -> Path:
+    """The first `queries` judged queries of `source` (SciFact), their gold documents and `distractors` other
+    documents, BEIR layout."""
+    qrels = dict(list(read_qrels(source / "qrels" / "test.tsv").items())[:queries])
     gold = {d for docs in qrels.values() for d in docs}
-    lines = (SCIFACT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
     chosen = [x for x in lines if json.loads(x)["_id"] in gold] + [x for x in lines if json.loads(x)["_id"] not in gold]
     (root / "qrels").mkdir(parents=True)
     (root / "corpus.jsonl").write_text("\n".join(chosen[: len(gold) + distractors]) + "\n", encoding="utf-8")
-    wanted = [x for x in (SCIFACT / "queries.jsonl").read_text().splitlines() if json.loads(x)["_id"] in qrels]
-    (root / "queries.jsonl").write_text("\n".join(wanted) + "\n")
+    wanted = [x for x in (source / "queries.jsonl").read_text("utf-8").splitlines() if json.loads(x)["_id"] in qrels]
+    (root / "queries.jsonl").write_text("\n".join(wanted) + "\n", encoding="utf-8")
     rows = [f"{q}\t{d}\t{g}" for q, docs in qrels.items() for d, g in docs.items()]
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
     return root

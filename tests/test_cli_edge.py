@@ -46,3 +46,19 @@ def test_progress_without_a_terminal_writes_whole_lines():
     lines = err.splitlines()
     assert lines[0].startswith("work:   0%") and lines[-1].startswith("work: 100% 1000/1000")
     assert len(lines) == 11  # the start and each further tenth
+
+
+def test_json_runs_without_a_terminal_write_no_progress(tiny_splade, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(f'{{"_id": "d{i}", "text": "document {i}"}}\n' for i in range(50)))
+    runs = {}
+    for flags in ((), ("--json",)):
+        out = tmp_path / f"out{len(flags)}"
+        args = ["export", "sparse-tokenizer", tiny_splade, "--idf", str(corpus), "--out", str(out)]
+        runs[flags] = subprocess.run(
+            [sys.executable, "-c", "from opensearch_kit.cli import run; run()", *args, *flags],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert runs[flags].returncode == 0, runs[flags].stderr
+    assert "idf: 50" in runs[()].stderr and "\r" not in runs[()].stderr  # plain lines for people
+    assert runs[("--json",)].stderr == ""  # nothing but the JSON record for scripts

@@ -19,7 +19,20 @@ from opensearch_kit.errors import KitError
 from opensearch_kit.opensearch.connection import DEFAULT_URL, Connection
 from opensearch_kit.opensearch.transport import Transport
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON record for scripts.")
+
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """--json: scripts read stdout; without a terminal, stderr gets no progress lines either (for this command)."""
+    if value:
+        from opensearch_kit.progress import PLAIN
+
+        PLAIN["quiet"] = True
+        ctx.call_on_close(lambda: PLAIN.update(quiet=False))
+    return value
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=_json_flag, help="Print a JSON record for scripts."
+)
 
 
 def emit(result: Any, as_json: bool) -> None:

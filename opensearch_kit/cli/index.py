@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from opensearch_kit.cli.common import emit, json_option, spec_of, transport
@@ -40,12 +42,26 @@ def index_group() -> None:
 )
 @click.option("--weights", callback=spec_of(parse_weights), help="Hybrid sub-query weights summing to 1, e.g. 0.3,0.7.")
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    help="A key of the source lines indexed as a typed top-level field, NAME:TYPE (keyword, text, integer, long, "
+    "float, double, boolean, date), e.g. --field lang:keyword --field year:integer (repeatable).",
+)
+@click.option(
+    "--sparse-encoder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The sparse model's export directory, to read its vocabulary size (checked for sparse_vector).",
+)
 @json_option
 @click.pass_context
 def index_create(ctx, index, sparse_model, as_json, **options):
     """Create INDEX and its pipelines for the given models (their ids, kinds and dimensions read from the cluster)."""
     from opensearch_kit.index import create_index
+    from opensearch_kit.index.fields import parse_fields
 
+    options["fields"] = parse_fields(options["fields"])
     emit(create_index(transport(ctx), index, sparse_model, **options), as_json)
 
 

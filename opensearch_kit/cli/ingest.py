@@ -15,9 +15,8 @@ from opensearch_kit.cli.common import emit, json_option, transport
 @click.option(
     "--mode",
     type=click.Choice(["pipeline", "client"]),
-    default="pipeline",
-    show_default=True,
-    help="pipeline: the cluster encodes; client: local ONNX encoders compute the vectors.",
+    help="pipeline (default): the cluster encodes; client (implied by --engine ray): local ONNX encoders compute "
+    "the vectors.",
 )
 @click.option(
     "--sparse-encoder",
@@ -49,17 +48,24 @@ from opensearch_kit.cli.common import emit, json_option, transport
     show_default=True,
     help="ray: encode (local ONNX encoders) and bulk-write on a Ray Data actor pool of --workers actors.",
 )
-@click.option("--ray-address", help="--engine ray: the Ray cluster (default: a local head for the run).")
+@click.option(
+    "--ray-address",
+    help="--engine ray: the Ray cluster, with its RAY_AUTH_* settings from the environment (default: a local head "
+    "for the run, on loopback with token authentication).",
+)
 @click.option("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per encoding actor.")
 @json_option
 @click.pass_context
 def ingest(ctx, index, source, title_field, engine, ray_address, gpus_per_worker, as_json, **options):
     """Index SOURCE (a JSONL file or BEIR directory) into INDEX; bad lines are reported, never fatal."""
+    mode = options.pop("mode")
     if engine == "ray":
         from opensearch_kit.ingest.ray_engine import ingest_ray
 
-        if options.pop("mode") != "client" or not options["sparse_encoder"]:
-            raise click.UsageError("--engine ray encodes locally: pass --mode client and --sparse-encoder DIR")
+        if mode == "pipeline":
+            raise click.UsageError("--engine ray encodes locally (client mode): drop --mode pipeline")
+        if not options["sparse_encoder"]:
+            raise click.UsageError("--engine ray encodes locally: pass --sparse-encoder DIR (the ONNX export)")
         report = ingest_ray(
             ctx.obj, index, source, title_field=title_field or None, progress=not as_json, ray_address=ray_address,
             gpus_per_worker=gpus_per_worker, **options,
@@ -67,5 +73,8 @@ def ingest(ctx, index, source, title_field, engine, ray_address, gpus_per_worker
         return emit(report, as_json)
     from opensearch_kit.ingest import ingest as run
 
-    report = run(transport(ctx), index, source, title_field=title_field or None, progress=not as_json, **options)
+    report = run(
+        transport(ctx), index, source, mode=mode or "pipeline", title_field=title_field or None,
+        progress=not as_json, **options,
+    )  # fmt: skip
     emit(report, as_json)

@@ -45,6 +45,42 @@ def local_encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
     }
 
 
+def filter_options(command):
+    """--filter JSON / --where SHORTHAND (both repeatable, all must hold), gathered into one `filter` argument."""
+    from opensearch_kit.search.filters import parse_filter
+
+    def gather(ctx, param, value):
+        found = ctx.meta.setdefault("opensearch_kit.filter", [])
+        found.extend(parse_filter(v) if param.name == "filter_json" else v for v in value)
+        return tuple(found)
+
+    options = [
+        click.option(
+            "--filter",
+            "filter_json",
+            multiple=True,
+            callback=gather,
+            expose_value=False,
+            help='An OpenSearch query clause every hit must pass, e.g. \'{"term": {"lang": "ko"}}\' (repeatable).',
+        ),
+        click.option(
+            "--where",
+            multiple=True,
+            callback=gather,
+            expose_value=False,
+            help="Shorthand filter: 'lang=ko', 'lang!=ko', 'year>=2020', 'tag in a,b' (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def gathered_filter() -> tuple:
+    """The --filter / --where clauses of the running command, in the order given."""
+    return tuple(click.get_current_context().meta.get("opensearch_kit.filter", ()))
+
+
 weights_option = click.option(
     "--weights", callback=spec_of(parse_weights), help="Hybrid weights in sub-query order, summing to 1, e.g. 0.3,0.7."
 )
@@ -54,7 +90,8 @@ weights_option = click.option(
 @click.argument("index")
 @click.argument("text")
 @click.option("--mode", type=click.Choice(["bm25", "sparse", "dense", "hybrid"]), default="hybrid", show_default=True)
-@click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
+@click.option("--k", "--size", "k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
+@click.option("--from", "offset", default=0, show_default=True, type=click.IntRange(0), help="Hits to skip (paging).")
 @click.option("--hybrid", callback=csv_of(str), help="Hybrid sub-queries, e.g. bm25,sparse (default: all).")
 @weights_option
 @click.option("--rrf", is_flag=True, help="Combine hybrid sub-queries by reciprocal rank fusion.")
@@ -62,6 +99,9 @@ weights_option = click.option(
 @click.option("--rerank-depth", type=click.IntRange(1), help="Hits the reranker sees (default: --k).")
 @click.option("--two-phase", is_flag=True, help="Sparse mode: prune the query, then rescore the top hits in full.")
 @click.option("--explain", is_flag=True, help="Show each hybrid signal's raw score per hit.")
+@click.option("--source-fields", "source", callback=csv_of(str), help="Fields of each hit's _source to return.")
+@click.option("--highlight", is_flag=True, help="Show each hit's passage best matching the query's words.")
+@filter_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -70,6 +110,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
     from opensearch_kit.search import QueryOptions, Searcher
 
     options["hybrid"] = options["hybrid"] or ()
+    options["filter"] = gathered_filter()
     searcher = Searcher(transport(ctx), index, encoding=encoding, **local_encoders(sparse_encoder, dense_encoder))
     emit(searcher.search(text, QueryOptions(**options)), as_json)
 
@@ -91,6 +132,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
 @click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N judged queries.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report, runs included.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
+@filter_options
 @encoder_options
 @json_option
 @click.pass_context
@@ -100,6 +142,7 @@ def evaluate(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **opt
     from opensearch_kit.evaluate import evaluate as run
 
     options["hybrid"] = options["hybrid"] or ()
+    options["filter"] = gathered_filter()
     report: EvalReport = run(
         transport(ctx),
         index,

@@ -6,7 +6,7 @@ import click
 
 from opensearch_kit.cli.common import emit, json_option
 
-port_option = click.option("--port", default=8000, show_default=True, help="HTTP port on 127.0.0.1.")
+port_option = click.option("--port", default=8000, show_default=True, help="HTTP port.")
 
 
 @click.group()
@@ -17,21 +17,33 @@ def serve() -> None:
 @serve.command("start")
 @click.argument("exports", nargs=-1, required=True)
 @port_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the HTTP routes; the only thing that can be exposed (e.g. 0.0.0.0: every interface, no auth).",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(1), help="Replicas per model.")
 @click.option("--max-batch", default=32, show_default=True, type=click.IntRange(1), help="Dynamic batch size.")
-@click.option("--ray-address", help="Join this Ray cluster (default: start a local head on loopback).")
+@click.option(
+    "--ray-address",
+    help="Join this Ray cluster, with its RAY_AUTH_* settings from the environment (default: a local head on "
+    "loopback with token authentication).",
+)
 @click.option("--cpus", type=click.IntRange(1), help="Logical CPUs of the local head (default: all).")
 @json_option
-def serve_start(exports, port, device, replicas, max_batch, ray_address, cpus, as_json) -> None:
+def serve_start(exports, port, host, device, replicas, max_batch, ray_address, cpus, as_json) -> None:
     """Serve EXPORTS (ONNX sparse, dense and reranker exports): OpenAI /v1/embeddings, Cohere /v1/rerank, the
     bare sparse list at /v1/sparse, TEI /embed, /embed_sparse, /rerank, and /health."""
     from opensearch_kit.serve import start_server
 
     result = start_server(
-        list(exports), port=port, device=device, replicas=replicas, max_batch=max_batch,
+        list(exports), port=port, host=host, device=device, replicas=replicas, max_batch=max_batch,
         ray_address=ray_address, cpus=cpus,
     )  # fmt: skip
+    if as_json and result.warning:
+        click.echo(result.warning, err=True)
     emit(result, as_json)
 
 

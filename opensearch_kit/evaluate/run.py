@@ -14,6 +14,7 @@ from opensearch_kit.evaluate.chart import write_chart
 from opensearch_kit.evaluate.metrics import METRICS, Run, score_run
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
+from opensearch_kit.search.filters import Filter
 from opensearch_kit.search.query import IndexConfig, QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 
@@ -33,6 +34,7 @@ class EvalReport:
     modes: dict[str, dict]
     runs: dict[str, Run]
     metrics: tuple[str, ...] = METRICS
+    filter: tuple[Filter, ...] = ()
 
     def to_dict(self, runs: bool = True) -> dict:
         record = {
@@ -42,6 +44,7 @@ class EvalReport:
             "k": self.k,
             "queries": self.queries,
             "query_encoding": self.query_encoding,
+            "filter": list(self.filter),
             "metrics": list(self.metrics),
             "modes": self.modes,
         }
@@ -72,6 +75,7 @@ def evaluate(
     hybrid: tuple[str, ...] = (),
     weights: tuple[float, ...] | None = None,
     max_queries: int | None = None,
+    filter: tuple[Filter, ...] | list[Filter] = (),
     config: IndexConfig | None = None,
     sparse_encoder: SparseQueryEncoder | None = None,
     dense_encoder: DenseQueryEncoder | None = None,
@@ -83,7 +87,8 @@ def evaluate(
     """Run every judged query of `beir_dir` (queries.jsonl restricted to qrels/<split>.tsv) in every mode; return
     (and write to `out`) a report with per-mode metrics, p50/p95 latency and the runs; draw `chart` if given.
     `hybrid` names the sub-queries of hybrid modes (default: every signal the index has), `weights` their weights
-    (default: the index pipeline's)."""
+    (default: the index pipeline's), `filter` query clauses (or `--where` shorthands) every hit of every query must
+    pass."""
     beir_dir = Path(beir_dir)
     qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
     queries = read_queries(beir_dir, set(qrels))
@@ -96,7 +101,7 @@ def evaluate(
     )
     plans = {}
     for mode in modes:
-        options = QueryOptions.parse(mode, k=k, source=())
+        options = QueryOptions.parse(mode, k=k, source=(), filter=tuple(filter))
         plans[options.label] = replace(options, hybrid=hybrid, weights=weights) if options.mode == "hybrid" else options
     first = next(iter(queries.values()))
     for options in plans.values():  # refuse a misconfigured mode before spending time on the others
@@ -120,7 +125,7 @@ def evaluate(
                 "metrics": score_run(judged, run),
                 "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
             }
-    report = EvalReport(index, str(beir_dir), split, k, len(queries), where, results, runs)
+    report = EvalReport(index, str(beir_dir), split, k, len(queries), where, results, runs, filter=tuple(filter))
     if out:
         Path(out).write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     if chart:

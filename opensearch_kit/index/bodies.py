@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from opensearch_kit.index.fields import field_mapping
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, IndexMeta
 from opensearch_kit.index.templates import render
 
@@ -41,7 +42,7 @@ def index_body(meta: IndexMeta, shards: int = 1) -> dict:
     chunked, dense = meta.chunking is not None, meta.dense
     sparse = render(f"mappings/fields/{meta.sparse.type}.json")
     knn = dense and render("mappings/fields/knn_vector.json", dimension=dense.dimension, space_type=dense.space_type)
-    return render(
+    body = render(
         "mappings/index.json",
         shards=shards,
         knn=True if dense else None,
@@ -53,6 +54,9 @@ def index_body(meta: IndexMeta, shards: int = 1) -> dict:
         dense_mapping=vector_mapping(knn, chunked, CHUNK_KEYS["dense"]) if dense else None,
         **field_values(chunked, dense is not None),
     )
+    typed = {name: field_mapping(kind, meta.analyzer) for name, kind in meta.typed_fields.items()}
+    body["mappings"]["properties"].update(typed)
+    return body
 
 
 def vector_mapping(inner: dict, chunked: bool, key: str) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -17,9 +19,11 @@ from opensearch_kit.index.bodies import (
     search_pipeline_bodies,
     tuned_pipeline_name,
 )
+from opensearch_kit.index.fields import check_fields
 from opensearch_kit.index.meta import CHUNK_KEYS, FIELDS, DenseField, IndexMeta, ModelRef, SparseField
 from opensearch_kit.index.options import Chunking, Prune, check_weights
 from opensearch_kit.index.templates import load
+from opensearch_kit.index.token_ids import check_sparse_vector
 from opensearch_kit.opensearch.info import cluster_version, installed_plugins
 from opensearch_kit.opensearch.ml import SERVING, model_function
 from opensearch_kit.opensearch.transport import Transport
@@ -116,11 +120,15 @@ def create_index(
     weights: tuple[float, ...] | list[float] | None = None,
     shards: int = 1,
     batch_size: int = 16,
+    fields: Mapping[str, str] | None = None,
+    sparse_encoder: Path | None = None,
 ) -> IndexCreated:
     """Create the ingest and search pipelines and the index, all rendered from the templates.
 
-    The models must exist, be deployed and be of the right kind. The index's `_meta.opensearch_kit` records what
-    it was built with (`IndexMeta`). Nothing is left behind when a step fails.
+    The models must exist, be deployed and be of the right kind. `fields` ({name: type}) are keys of the source
+    lines indexed as top-level typed fields. A sparse_vector field is refused for a sparse model whose vocabulary
+    the server's SEISMIC cannot hold (read from `sparse_encoder`, the model's export, when given). The index's
+    `_meta.opensearch_kit` records what it was built with (`IndexMeta`). Nothing is left behind when a step fails.
     """
     transport = Transport.of(cluster)
     if sparse_type not in SPARSE_TYPES:
@@ -129,10 +137,12 @@ def create_index(
         raise KitError("sparse_vector (SEISMIC) fields need OpenSearch 3.3+", "use --sparse-type rank_features")
     if weights is not None:
         check_weights(tuple(weights))
+    check_fields(fields or {})
     if transport.exists(f"/{index}"):
         raise KitError(f"index {index} already exists", f"delete it first: opensearch-kit index delete {index}")
     analyzer = check_language(transport, language)
     models = {"sparse": check_model(transport, sparse_model, "sparse")}
+    ids = check_sparse_vector(transport, models["sparse"], sparse_encoder) if sparse_type == "sparse_vector" else None
     if dense_model:
         models["dense"] = check_model(transport, dense_model, "dense")
     if reranker_model:
@@ -144,6 +154,9 @@ def create_index(
     if not reranker_model:
         names.pop("rerank")
     meta = build_meta(index, language, analyzer, models, chunking, sparse_type, prune, weights, names)
+    meta = replace(meta, typed_fields=dict(fields or {}))
+    if ids:
+        meta = replace(meta, sparse=replace(meta.sparse, folds_ids=ids[0], id_limit=ids[1]))
     body = index_body(meta, shards)
     pipelines = {names["ingest"]: ingest_pipeline_body(meta, batch_size), **search_pipeline_bodies(meta)}
     roles = {name: role for role, name in names.items()}
@@ -230,12 +243,16 @@ class IndexInfo:
             f"{m.index}: {self.documents} documents, language {m.language} ({m.analyzer})",
             f"sparse: {m.sparse.type} {m.sparse.field} <- model {m.sparse.model_id}",
         ]
+        if m.sparse.id_limit:
+            lines.append(f"sparse token ids below {m.sparse.id_limit} (this server's SEISMIC folds larger ones)")
         if m.dense:
             lines.append(
                 f"dense: {m.dense.field} {m.dense.dimension} dims {m.dense.space_type} <- model {m.dense.model_id}"
             )
         if m.chunking:
             lines.append(f"chunking: {m.chunking.token_limit} tokens, overlap {m.chunking.overlap_rate}")
+        if m.typed_fields:
+            lines.append("typed fields: " + ", ".join(f"{name} ({kind})" for name, kind in m.typed_fields.items()))
         lines.append("models: " + ", ".join(f"{i} {state}" for i, state in self.models.items()))
         lines.append("pipelines: " + ", ".join(f"{p}{'' if ok else ' (MISSING)'}" for p, ok in self.pipelines.items()))
         return "\n".join(lines)

@@ -53,6 +53,10 @@ class SparseField:
     nested_path: str | None  # set when chunked: one vector per chunk under `query_field`
     query_field: str
     prune: Prune | None = None
+    # sparse_vector: the server's SEISMIC folds token ids into 15 bits (neural-search issue #1926), found by a
+    # probe when the index was made; ids at or above `id_limit` cannot be stored or queried
+    folds_ids: bool | None = None
+    id_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class IndexMeta:
     pipelines: dict[str, str] = field(default_factory=dict)  # role -> name (see index.create.pipeline_names)
     fields: Fields = FIELDS
     tuning: dict[str, Any] | None = None  # what `tune --apply` chose for the hybrid pipeline, and on what
+    typed_fields: dict[str, str] = field(default_factory=dict)  # top-level typed fields of the source lines
     created_by: str = ""
     schema: int = META_SCHEMA
 
@@ -117,6 +122,7 @@ class IndexMeta:
             "weights": list(self.weights) if self.weights is not None else None,
             "pipelines": dict(self.pipelines),
             "tuning": self.tuning,
+            "typed_fields": dict(self.typed_fields),
         }
 
     @classmethod
@@ -141,6 +147,7 @@ class IndexMeta:
                 pipelines={str(k): str(v) for k, v in (record.get("pipelines") or {}).items() if v},
                 fields=Fields(**record["fields"]),
                 tuning=record.get("tuning"),
+                typed_fields=dict(record.get("typed_fields") or {}),
                 created_by=record.get("created_by", ""),
                 schema=record.get("schema", 1),
             )

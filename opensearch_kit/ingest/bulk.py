@@ -9,11 +9,10 @@ import time
 from opensearch_kit.errors import ClusterError, KitError, Unreachable
 from opensearch_kit.ingest.corpus import Doc, Rejected
 from opensearch_kit.ingest.report import Ledger
+from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
 
 BACKOFF_CAP = 30.0
-# A restarted node redeploys its models on its own; until then the ingest pipeline refuses documents with this.
-MODEL_WARMING = re.compile(r"model not ready yet", re.I)
 RESUME_FIX = (
     "when the cluster answers again, run the same `opensearch-kit ingest` command with --resume: "
     "documents already indexed are skipped, the rest sent once"

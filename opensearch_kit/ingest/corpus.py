@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opensearch_kit.beir import corpus_path
+from opensearch_kit.index.fields import convert
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Doc:
     line: int
     raw: str
     metadata: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)  # the index's typed fields, converted to their types
     duplicate: bool = False  # an earlier line had the same id (this one wins)
 
 
@@ -42,7 +44,8 @@ class Corpus:
     """Documents of a JSONL file or BEIR directory; `id_field`, `text_field`, `title_field` name the JSON keys.
 
     Iterating yields a `Doc` or a `Rejected` per non-blank line, in file order; blank lines are only counted.
-    Every other key of a line (a BEIR `metadata` object merged in) goes to `Doc.metadata`.
+    Keys named in `typed_fields` ({name: type}) go to `Doc.fields`, converted (a value that does not fit rejects
+    the line); every other key of a line (a BEIR `metadata` object merged in) goes to `Doc.metadata`.
     """
 
     source: Path
@@ -50,6 +53,7 @@ class Corpus:
     text_field: str = "text"
     title_field: str | None = "title"
     limit: int | None = None
+    typed_fields: dict[str, str] = field(default_factory=dict)
     blank_lines: int = 0
     path: Path = field(init=False)
 
@@ -115,4 +119,12 @@ class Corpus:
             return reject(f"missing or empty text field {self.text_field!r}", doc_id)
         if isinstance(obj.get("metadata"), dict):
             obj.update(obj.pop("metadata"))
-        return Doc(doc_id, f"{title}\n{body}" if title else body, title, number, line.rstrip("\r\n"), obj)
+        typed = {}
+        for name, kind in self.typed_fields.items():
+            if name in obj:
+                try:
+                    typed[name] = convert(obj.pop(name), kind)
+                except ValueError as e:
+                    return reject(f"field {name!r} ({kind}): {e}", doc_id)
+        text = f"{title}\n{body}" if title else body
+        return Doc(doc_id, text, title, number, line.rstrip("\r\n"), obj, typed)

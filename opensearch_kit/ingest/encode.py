@@ -4,13 +4,15 @@ check against the deployed models on a probe text."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from opensearch_kit.errors import KitError
+from opensearch_kit.errors import KitError, ModelNotFound
 from opensearch_kit.index.bodies import ingest_pipeline_body
 from opensearch_kit.index.create import check_model
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.index.token_ids import check_token_ids
 from opensearch_kit.opensearch.ml import SERVING
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.verify.cluster import check_local_encoder
@@ -78,6 +80,7 @@ class LocalEncoding:
         sparse = encode(flat)
         if self.meta.sparse.prune:
             sparse = [self.meta.sparse.prune.apply(w) for w in sparse]
+        sparse = [check_token_ids(w, self.meta.sparse.id_limit, "a document vector") for w in sparse]
         dense = self.dense.embed(flat).tolist() if self.dense else None
         start = 0
         for src, cs in zip(sources, chunks, strict=True):
@@ -105,7 +108,10 @@ class LocalEncoding:
 
 
 def check_pipeline_models(transport: Transport, meta: IndexMeta) -> None:
-    """Pipeline mode: the index's models must exist and serve before anything is sent."""
-    check_model(transport, meta.sparse.model_id, "sparse")
-    if meta.dense:
-        check_model(transport, meta.dense.model_id, "dense")
+    """Pipeline mode: the index's models must exist and serve before anything is sent (served again first when
+    a node restart unloaded them)."""
+    for kind, model in (("sparse", meta.sparse), ("dense", meta.dense)):
+        if model:
+            with contextlib.suppress(ModelNotFound):  # check_model says what is missing
+                transport.ml.restore(model.model_id)
+            check_model(transport, model.model_id, kind)

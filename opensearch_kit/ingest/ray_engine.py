@@ -82,22 +82,23 @@ def ingest_ray(
     title_field: str | None = "title",
 ) -> IngestReport:
     """Like `ingest(mode="client")`, the encoding and bulk writes spread over `workers` Ray actors (on the Ray
-    cluster at `ray_address`, else on a local head started for the run and stopped after it)."""
+    cluster at `ray_address` with the environment's RAY_AUTH_* settings, else on a local head on loopback with token
+    authentication, started for the run and stopped after it, whatever the outcome)."""
     import ray
 
-    from opensearch_kit.serve.ray_head import start_node
+    from opensearch_kit.serve.ray_head import connect, disconnect, start_node
 
     transport = conn.transport(600)
     meta = IndexMeta.read(transport, index)
     report = IngestReport(index, str(source), "ray")
     report.encoder_check = LocalEncoding(transport, meta, Path(sparse_encoder), dense_encoder).verify()
-    corpus = Corpus(Path(source), id_field, text_field, title_field, limit)
+    corpus = Corpus(Path(source), id_field, text_field, title_field, limit, dict(meta.typed_fields))
     existing = indexed_lines(transport, index, meta.fields.line) if resume else {}
     failure_path = Path(failure_file or f"{index}.failures.jsonl")
     head = None if ray_address else start_node(cpus=workers)
     began = time.monotonic()
     try:
-        ray.init(address=ray_address or head.address, logging_level="ERROR", log_to_driver=False)
+        connect(ray_address or head.address, head)
         ray.data.DataContext.get_current().enable_progress_bars = False
         with (
             failure_path.open("w", encoding="utf-8") as failures,
@@ -121,8 +122,8 @@ def ingest_ray(
             for rows in waves:
                 _run_wave(rows, ledger, conn, index, sparse_encoder, dense_encoder, workers, gpus_per_worker,
                           batch_size, max_retries)  # fmt: skip
-        ray.shutdown()
     finally:
+        disconnect()
         if head:
             head.stop()
     report.seconds = round(time.monotonic() - began, 2)

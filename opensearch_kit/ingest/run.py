@@ -61,7 +61,7 @@ def ingest(
         raise KitError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
     transport = Transport.of(cluster)
     meta = IndexMeta.read(transport, index)
-    corpus = Corpus(Path(source), id_field, text_field, title_field, limit)
+    corpus = Corpus(Path(source), id_field, text_field, title_field, limit, dict(meta.typed_fields))
     report = IngestReport(index, str(source), mode)
     if meta.chunking:
         report.over_length_handling = "chunked"
@@ -204,6 +204,7 @@ class _Run:
             src[f.title] = doc.title
         if doc.metadata:
             src[f.metadata] = doc.metadata
+        src.update(doc.fields)
         return src
 
     def bulk_lines(self, doc: Doc, src: dict) -> str:

@@ -6,7 +6,9 @@ carry the status and the server's reason; the ML Commons failures users hit most
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +21,9 @@ from opensearch_kit.progress import progress_bar
 if TYPE_CHECKING:
     from opensearch_kit.opensearch.transport import Transport
 
+log = logging.getLogger("opensearch_kit")
+# A restarted node's models answer this until they are deployed again (`MLCommons.restore`).
+MODEL_WARMING = re.compile(r"model not ready yet", re.I)
 CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHUNK_SIZE)
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
@@ -201,6 +206,11 @@ class MLCommons:
                         )
                         sent += len(chunk)
                     bar.update(len(chunk))
+        except ModelNotFound as e:
+            raise KitError(
+                f"model {model_id} was deleted while uploading {zip_path.name} (chunk {n + 1}/{total} refused)",
+                "run the same command again to register and upload it anew",
+            ) from e
         except BaseException as e:
             error = self._abandon(model_id, f"upload of {zip_path.name} failed at chunk {n + 1}/{total}", e)
             if error is None:
@@ -267,16 +277,51 @@ class MLCommons:
                 tick(1)
 
     def deploy(self, model_id: str, timeout: float | None = None, progress: bool = False) -> bool:
-        """Deploy a registered model and wait until it serves (`timeout`: by default `deploy_timeout` of its
-        size); False when it was already deployed."""
+        """Deploy a registered model and wait until it serves (`timeout`: by default `deploy_timeout` of its size);
+        False when a node already served it. After a node restart a model's record may say DEPLOYED (or
+        DEPLOY_FAILED) while no node holds it: it is deployed again, and one ML Commons is redeploying itself
+        (DEPLOYING) is waited for; both say so on stderr."""
         model = self.get(model_id)
-        if model.get("model_state") == "DEPLOYED":
+        deadline = time.monotonic() + (timeout or deploy_timeout(int(model.get("model_content_size_in_bytes") or 0)))
+        about = f"model {model_id} ({model.get('name', '?')})"
+        if model.get("model_state") == "DEPLOYING":
+            log.warning("waiting for %s: ML Commons is deploying it", about)
+            model = self._settled(model_id, deadline)
+        if self.loaded(model_id):
             return False
-        timeout = timeout or deploy_timeout(int(model.get("model_content_size_in_bytes") or 0))
+        if model.get("model_state") in (*SERVING, "DEPLOYING", "DEPLOY_FAILED"):
+            log.warning("%s is %s but no node holds it (a restarted node?): deploying it again", about,
+                        model.get("model_state"))  # fmt: skip
         task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
-        with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
-            self.wait_task(task["task_id"], timeout, tick=bar.update)
+        try:
+            with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
+                self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=bar.update)
+        except KitError:
+            if not self.loaded(model_id):  # else a deploy running beside ours (ML Commons' own) won the race
+                raise
+        self._settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
         return True
+
+    def _settled(self, model_id: str, deadline: float) -> dict:
+        """The model's record once it no longer says DEPLOYING (or at `deadline`)."""
+        model = self.get(model_id)
+        while model.get("model_state") == "DEPLOYING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            model = self.get(model_id)
+        return model
+
+    def restore(self, model_id: str, timeout: float | None = None) -> bool:
+        """Have a model that served before a node restart serve again (`deploy`); False when it serves, or was
+        never deployed or deliberately undeployed (REGISTERED, UNDEPLOYED: left as they are)."""
+        if self.get(model_id).get("model_state") in ("REGISTERED", "UNDEPLOYED"):
+            return False
+        return self.deploy(model_id, timeout)
+
+    def loaded(self, model_id: str) -> bool:
+        """Whether a node holds the model in memory, ready to predict (ML Commons' profile of every node)."""
+        profile = self.transport.request("GET", f"/_plugins/_ml/profile/models/{model_id}")
+        nodes = profile.get("nodes", {}).values()
+        return any(n.get("models", {}).get(model_id, {}).get("model_state") == "DEPLOYED" for n in nodes)
 
     def register_remote(self, body: dict) -> str:
         """Register a model on a connector (function_name "remote"); its id."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from opensearch_kit.errors import KitError
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.index.options import check_weights
+from opensearch_kit.index.token_ids import check_token_ids
+from opensearch_kit.search.filters import Filter, bool_filtered, combined, inner_filtered
 
 MODES = ("bm25", "sparse", "dense", "hybrid")
 SIGNALS = ("bm25", "sparse", "dense")
@@ -39,6 +41,11 @@ class IndexConfig:
     sparse_nested: str | None = None
     dense_nested: str | None = None
     chunks_field: str | None = None
+    weight_model: dict | None = None  # `tune --apply`'s per-query weights model (search.perquery.WeightModel)
+    sparse_type: str = "rank_features"  # sparse_vector: SEISMIC, filtered by its own method_parameters.filter
+    sparse_id_limit: int | None = None  # sparse_vector on a server that folds token ids: ids it holds
+    filter_fields: tuple[str, ...] = ()  # top-level fields a --where shorthand names as they are
+    metadata_field: str | None = "metadata"  # where other --where names are looked up
 
     @classmethod
     def from_meta(cls, meta: IndexMeta) -> IndexConfig:
@@ -55,12 +62,19 @@ class IndexConfig:
             sparse_nested=meta.sparse.nested_path,
             dense_nested=meta.dense.nested_path if meta.dense else None,
             chunks_field=meta.fields.chunks if meta.chunking else None,
+            weight_model=(meta.tuning or {}).get("weight_model"),
+            sparse_type=meta.sparse.type,
+            sparse_id_limit=meta.sparse.id_limit,
+            filter_fields=(meta.fields.id, meta.fields.title, meta.fields.text, *meta.typed_fields),
+            metadata_field=meta.fields.metadata,
         )
 
 
 @dataclass(frozen=True)
 class QueryOptions:
-    """What to search with. `hybrid` lists the sub-queries of a hybrid query (default: every signal the index has)."""
+    """What to search with. `hybrid` lists the sub-queries of a hybrid query (default: every signal the index has).
+    `filter`: query clauses (or `--where` shorthands) every hit must pass; `offset` and `k`: the page of hits;
+    `highlight`: the best-matching passage of the text field per hit."""
 
     mode: str = "bm25"
     k: int = 10
@@ -74,6 +88,9 @@ class QueryOptions:
     pagination_depth: int | None = None
     title_boost: float = 2.0
     source: tuple[str, ...] | None = None  # None: title and text fields; (): no _source
+    filter: tuple[Filter, ...] = ()
+    offset: int = 0
+    highlight: bool = False
 
     @classmethod
     def parse(cls, spec: str, **kwargs) -> QueryOptions:
@@ -152,30 +169,46 @@ def build_search(
     sparse_tokens: Mapping[str, float] | None = None,
     dense_vector: list[float] | None = None,
     pipelines: Mapping[str, Mapping] | None = None,
+    hybrid_filter: bool = True,
 ) -> SearchRequest:
     """The request for `text`. Sparse and dense sub-queries use the client-side `sparse_tokens` / `dense_vector`
     when given, else the index's in-cluster model ids. `pipelines` holds the definitions (as GET
-    _search/pipeline returns them) of every name `required_pipelines` lists."""
+    _search/pipeline returns them) of every name `required_pipelines` lists. `hybrid_filter`: the server's hybrid
+    query takes a `filter` (neural-search 3.0+); else each sub-query is filtered."""
     _check_options(options)
     signals = signals_of(options, config)
     size = max(options.k, options.rerank_depth or 0) if options.rerank else options.k
-    depth = max(size, options.pagination_depth or 0)
-    clauses = [_clause(s, text, config, options, sparse_tokens, dense_vector, depth) for s in signals]
+    depth = max(options.offset + size, options.pagination_depth or 0)
+    only = combined(options.filter, config.filter_fields, config.metadata_field)
+    outer = only if not (options.mode == "hybrid" and hybrid_filter) else None
+    clauses = [_clause(s, text, config, options, sparse_tokens, dense_vector, depth, only, outer) for s in signals]
     if options.mode == "hybrid":
         _check_hybrid(signals, options)
         hybrid: dict = {"queries": clauses}
-        if options.pagination_depth:
-            hybrid["pagination_depth"] = options.pagination_depth
+        if options.pagination_depth or options.offset:
+            hybrid["pagination_depth"] = depth
+        if only is not None and hybrid_filter:
+            hybrid["filter"] = only
         query = {"hybrid": hybrid}
     else:
         query = clauses[0]
     body: dict = {"size": size, "query": query, "_source": _source(options, config)}
+    if options.offset:
+        body["from"] = options.offset
+    if options.highlight:
+        body["highlight"] = highlight(text, config)
     if options.explain:
         body["explain"] = True
     if options.rerank:
         body["ext"] = {"rerank": {"query_context": {"query_text": text}}}
     pipeline = _pipeline(options, config, signals, pipelines or {}, body)
     return SearchRequest(body, pipeline, options.k, signals if options.mode == "hybrid" else ())
+
+
+def highlight(text: str, config: IndexConfig) -> dict:
+    """The text field's best passage for the query's words, whatever the mode (its own `highlight_query`)."""
+    passage = {"fragment_size": 200, "number_of_fragments": 1, "no_match_size": 200}
+    return {"fields": {config.text_field: passage}, "highlight_query": {"match": {config.text_field: text}}}
 
 
 def bm25_clause(text: str, config: IndexConfig, title_boost: float = 2.0) -> dict:
@@ -195,6 +228,7 @@ def sparse_clause(text: str, config: IndexConfig, tokens: Mapping[str, float] | 
         weights = {t: float(w) for t, w in tokens.items() if w > 0}
         if not weights:
             raise KitError(f"the sparse encoder gave no tokens for {text!r}", "check the query text and the encoder")
+        check_token_ids(weights, config.sparse_id_limit, f"the query {text!r}")
         return {"neural_sparse": {config.sparse_field: {"query_tokens": weights}}}
     if not config.sparse_model_id:
         raise KitError(
@@ -264,6 +298,13 @@ def _check_options(options: QueryOptions) -> None:
         raise KitError(f"unknown mode {options.mode!r}", f"use one of {', '.join(MODES)}")
     if options.k < 1:
         raise KitError(f"k must be at least 1, got {options.k}", "pass --k 1 or more")
+    if options.offset < 0:
+        raise KitError(f"the offset (--from) must be 0 or more, got {options.offset}", "pass --from 0 or more")
+    if options.offset and options.rerank:
+        raise KitError(
+            "--from with rerank would rerank each page on its own, not the whole ranking",
+            "drop --from and raise --k (or --rerank-depth) to see deeper reranked hits",
+        )
     if options.mode != "hybrid" and (options.weights or options.rrf or options.hybrid):
         raise KitError(
             f"weights, rrf and sub-queries apply to hybrid mode only, not {options.mode!r}", "use --mode hybrid"
@@ -298,15 +339,23 @@ def _check_weights(weights: list[float], signals: tuple[str, ...], source: str) 
     check_weights(weights, source)
 
 
-def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth) -> dict:
+def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth, only, outer) -> dict:
+    """One signal's query. The engines that search approximately (Lucene HNSW, SEISMIC) always get `only` as their
+    own filter, joined down to the chunks of a chunked index by k-NN; `outer` (None when the hybrid query filters)
+    wraps the query in a bool filter on the (parent) document."""
     if signal == "bm25":
-        return bm25_clause(text, config, options.title_boost)
+        return bool_filtered(bm25_clause(text, config, options.title_boost), outer)
     if signal == "sparse":
         clause = sparse_clause(text, config, sparse_tokens)
+        if config.sparse_type == "sparse_vector":
+            clause = inner_filtered(clause, only, depth)
     else:
-        clause = dense_clause(text, config, depth, dense_vector)
+        clause = inner_filtered(dense_clause(text, config, depth, dense_vector), only, depth)
     path = getattr(config, f"{signal}_nested")
-    return nested_clause(path, clause, signal) if path else clause
+    if path:
+        clause = nested_clause(path, clause, signal)
+    approximate = signal == "dense" or config.sparse_type == "sparse_vector"
+    return clause if approximate and not path else bool_filtered(clause, outer)
 
 
 def nested_clause(path: str, clause: dict, name: str) -> dict:

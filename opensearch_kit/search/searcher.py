@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from opensearchpy import OpenSearch
 
-from opensearch_kit.errors import KitError, ModelNotFound, NotFound
+from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.index.meta import IndexMeta
+from opensearch_kit.opensearch.info import cluster_version
+from opensearch_kit.opensearch.ml import MODEL_WARMING
 from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.search.perquery import FEATURE_DEPTH, WeightModel, query_features, term_idfs
 from opensearch_kit.search.query import (
     IndexConfig,
     QueryOptions,
@@ -37,11 +40,14 @@ class Hit:
     source: dict
     signals: dict[str, float] | None = None
     chunk: Chunk | None = None  # chunked index: the best-matching chunk of a sparse / dense match
+    highlight: str | None = None  # with highlight: the text field's passage best matching the query's words
 
     def to_dict(self) -> dict:
         record = {"id": self.id, "score": self.score, "source": self.source, "signals": self.signals}
         if self.chunk:
             record["chunk"] = asdict(self.chunk)
+        if self.highlight is not None:
+            record["highlight"] = self.highlight
         return record
 
 
@@ -57,7 +63,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Hits (at most k), the wall time of the whole search (query encoding included), and the server's `took`."""
+    """Hits (at most k, from `options.offset` on), the documents matching in all (`total`; a lower bound unless
+    `total_exact`), the wall time of the whole search (query encoding included), and the server's `took`."""
 
     index: str
     options: QueryOptions
@@ -66,11 +73,16 @@ class SearchResult:
     latency_ms: float
     took_ms: int
     request: SearchRequest
+    total: int = 0
+    total_exact: bool = True
 
     def to_dict(self) -> dict:
         return {
             "index": self.index,
             "mode": self.options.label,
+            "total": self.total,
+            "total_exact": self.total_exact,
+            "from": self.options.offset,
             "latency_ms": round(self.latency_ms, 1),
             "took_ms": self.took_ms,
             "hits": [hit.to_dict() for hit in self.hits],
@@ -78,8 +90,10 @@ class SearchResult:
 
     def summary(self) -> str:
         """One line per hit: rank, score, id, per-signal scores (with explain) and the start of its text."""
-        lines = [f"{self.options.label} on {self.index}: {len(self.hits)} hit(s) in {self.latency_ms:.0f} ms"]
-        for rank, hit in enumerate(self.hits, 1):
+        total = f"{self.total}{'' if self.total_exact else '+'}"
+        shown_hits = f"{len(self.hits)} of {total} hit(s)"
+        lines = [f"{self.options.label} on {self.index}: {shown_hits} in {self.latency_ms:.0f} ms"]
+        for rank, hit in enumerate(self.hits, self.options.offset + 1):
             shown = [self.config.title_field, self.config.text_field, *hit.source]
             snippet = " | ".join(str(hit.source[f]) for f in dict.fromkeys(shown) if f in hit.source)
             signals = "  " + " ".join(f"{s}={v:.4g}" for s, v in hit.signals.items()) if hit.signals else ""
@@ -87,12 +101,19 @@ class SearchResult:
             if hit.chunk:
                 c = hit.chunk
                 lines.append(f"       best {c.signal} chunk #{c.offset} ({c.score:.4g}): {c.text[:80]}")
+            if hit.highlight:
+                lines.append(f"       {hit.highlight}")
         return "\n".join(lines)
 
 
 def read_index_config(transport: Transport, index: str) -> IndexConfig:
     """The IndexConfig of an index made by `create_index`, from its record."""
     return IndexConfig.from_meta(IndexMeta.read(transport, index))
+
+
+def hybrid_takes_filter(transport: Transport) -> bool:
+    """Whether the cluster's hybrid query takes a `filter` (neural-search 3.0+); else each sub-query is filtered."""
+    return cluster_version(transport) >= (3, 0)
 
 
 def local_sparse_encoder(export_dir: Path) -> SparseQueryEncoder:
@@ -113,7 +134,8 @@ def local_dense_encoder(export_dir: Path) -> DenseQueryEncoder:
 
 class Searcher:
     """Searches one index. Sparse and dense queries are encoded in the cluster by the index's model ids, or
-    locally by the given encoders: `encoding` auto prefers the cluster's models, local / cluster force one side."""
+    locally by the given encoders: `encoding` auto prefers the cluster's models, local / cluster force one side.
+    `hybrid_filter`: whether the server's hybrid query takes a filter (None: asked of the cluster when needed)."""
 
     def __init__(
         self,
@@ -124,6 +146,7 @@ class Searcher:
         sparse_encoder: SparseQueryEncoder | None = None,
         dense_encoder: DenseQueryEncoder | None = None,
         encoding: Encoding = "auto",
+        hybrid_filter: bool | None = None,
     ):
         self.transport = Transport.of(cluster)
         self.index = index
@@ -131,6 +154,7 @@ class Searcher:
         self.encoders = {"sparse": sparse_encoder, "dense": dense_encoder}
         self.encoding = encoding
         self._pipelines: dict[str, dict] = {}
+        self.hybrid_filter = hybrid_filter
 
     def pipeline_definitions(self, names: list[str]) -> dict[str, dict]:
         """Definitions of the named search pipelines that exist (fetched once per name)."""
@@ -178,9 +202,41 @@ class Searcher:
         tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
         vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None
         definitions = self.pipeline_definitions(required_pipelines(options, self.config))
+        if options.filter and options.mode == "hybrid" and self.hybrid_filter is None:
+            self.hybrid_filter = hybrid_takes_filter(self.transport)
         return build_search(
-            text, options, self.config, sparse_tokens=tokens, dense_vector=vector, pipelines=definitions
+            text,
+            options,
+            self.config,
+            sparse_tokens=tokens,
+            dense_vector=vector,
+            pipelines=definitions,
+            hybrid_filter=self.hybrid_filter is not False,
         )
+
+    def weighs_per_query(self, options: QueryOptions) -> bool:
+        """Whether a search with `options` gets per-query weights: a hybrid query (not RRF, no --weights) on the
+        sub-queries of the index's tuned weights model."""
+        model = self.config.weight_model
+        return bool(
+            model
+            and options.mode == "hybrid"
+            and not options.rrf
+            and options.weights is None
+            and signals_of(options, self.config) == tuple(model["signals"])
+        )
+
+    def per_query_weights(self, text: str, filter: tuple = ()) -> tuple[float, ...]:
+        """The weights the index's tuned model predicts for `text`, from its term IDFs and a top-FEATURE_DEPTH
+        search per sub-query (under the search's `filter`, as `tune` saw the hits)."""
+        model = WeightModel.from_dict(self.config.weight_model)
+        tops = []
+        for signal in model.signals:
+            request = self.build(text, QueryOptions(mode=signal, k=FEATURE_DEPTH, source=(), filter=filter))
+            raw = self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
+            tops.append([(h["_id"], float(h["_score"])) for h in raw["hits"]["hits"][:FEATURE_DEPTH]])
+        idfs = term_idfs(self.transport, self.index, self.config.text_field, text)
+        return model.predict(query_features(idfs, tops))
 
     def search(self, text: str, options: QueryOptions | None = None) -> SearchResult:
         """Run one query; the latency covers local encoding and the HTTP round trip (pipeline definitions are
@@ -188,24 +244,64 @@ class Searcher:
         options = options or QueryOptions()
         self.pipeline_definitions(required_pipelines(options, self.config))
         began = time.perf_counter()
+        if self.weighs_per_query(options):
+            options = replace(options, weights=self.per_query_weights(text, options.filter))
         request = self.build(text, options)
         try:
-            response = self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
+            response = self.send(request)
+        except ClusterError as e:
+            if not (MODEL_WARMING.search(e.reason) and self.restore_models()):
+                raise
+            began = time.perf_counter()  # the wait for the models is no part of the search's latency
+            response = self.send(request)
+        latency_ms = (time.perf_counter() - began) * 1000
+        found = response["hits"]
+        hits = [_hit(h, request.signals, self.config) for h in found["hits"][: request.k]]
+        total = found.get("total") or {}
+        return SearchResult(
+            self.index,
+            options,
+            self.config,
+            hits,
+            latency_ms,
+            int(response.get("took", 0)),
+            request,
+            int(total.get("value", len(hits))),
+            total.get("relation", "eq") == "eq",
+        )
+
+    def send(self, request: SearchRequest) -> dict:
+        """POST the request; a model the index uses but ML Commons no longer has is named in the error."""
+        try:
+            return self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
         except ModelNotFound as e:
-            used = {s: getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")}
-            named = ", ".join(f"{s} {m}" for s, m in used.items() if m)
-            e.message = f"index {self.index} uses a model ML Commons no longer has ({named}): {e.reason}"
+            e.message = f"index {self.index} uses a model ML Commons no longer has ({self.models()}): {e.reason}"
             e.fix = "deploy the model again and recreate the index, or search in bm25 mode"
             raise
-        latency_ms = (time.perf_counter() - began) * 1000
-        hits = [_hit(h, request.signals, self.config.chunks_field) for h in response["hits"]["hits"][: request.k]]
-        return SearchResult(self.index, options, self.config, hits, latency_ms, int(response.get("took", 0)), request)
+
+    def models(self) -> str:
+        """The index's in-cluster models: "sparse <id>, dense <id>, ..."."""
+        used = {s: getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")}
+        return ", ".join(f"{s} {m}" for s, m in used.items() if m)
+
+    def restore_models(self) -> bool:
+        """After a node restart: the index's models served again (`MLCommons.restore`); whether any needed it."""
+        ids = [getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")]
+        return any([self.transport.ml.restore(m) for m in ids if m])
 
 
-def _hit(raw: dict, signals: tuple[str, ...], chunks_field: str | None) -> Hit:
+def _hit(raw: dict, signals: tuple[str, ...], config: IndexConfig) -> Hit:
     source = dict(raw.get("_source") or {})
-    chunks = source.pop(chunks_field, None) if chunks_field else None
-    return Hit(raw["_id"], float(raw["_score"]), source, _signal_scores(raw, signals), _best_chunk(raw, chunks))
+    chunks = source.pop(config.chunks_field, None) if config.chunks_field else None
+    passages = (raw.get("highlight") or {}).get(config.text_field)
+    return Hit(
+        raw["_id"],
+        float(raw["_score"]),
+        source,
+        _signal_scores(raw, signals),
+        _best_chunk(raw, chunks),
+        passages[0] if passages else None,
+    )
 
 
 def _best_chunk(raw: dict, chunks: list[str] | None) -> Chunk | None:

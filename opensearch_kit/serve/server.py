@@ -14,9 +14,10 @@ from pathlib import Path
 from opensearch_kit.cluster.local import default_home
 from opensearch_kit.errors import KitError
 from opensearch_kit.serve.handlers import ServedModel
-from opensearch_kit.serve.ray_head import RayHead, start_node
+from opensearch_kit.serve.ray_head import RayHead, connect, disconnect, start_node
 
 APP_NAME = "opensearch-kit"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def record_path(port: int) -> Path:
@@ -36,15 +37,32 @@ class ServerRecord:
     replicas: int = 1
     head: dict | None = None
     health: dict | None = field(default=None)
+    host: str = "127.0.0.1"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"exposed": self.exposed, "warning": self.warning}
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the HTTP routes answer beyond this machine (`--host` not loopback)."""
+        return self.host not in LOOPBACK
+
+    @property
+    def warning(self) -> str | None:
+        """What a user must know when the routes are exposed (None on loopback)."""
+        if not self.exposed:
+            return None
+        return (
+            f"WARNING: the HTTP routes listen on {self.host}:{self.port}: anyone who reaches this address can call "
+            "the models (no authentication); --host 127.0.0.1 keeps them on this machine"
+        )
 
     def summary(self) -> str:
         served = ", ".join(f"{m['name']} ({m['kind']})" for m in self.models)
         state = "up" if self.health else "NOT ANSWERING"
-        started = f"; Ray head pid {self.head['pid']}" if self.head else ""
-        return f"serving at {self.url} ({state}): {served}\nRay {self.ray_address}{started}"
+        started = f"; Ray head pid {self.head['pid']} (loopback only, token authentication)" if self.head else ""
+        lines = [f"serving at {self.url} ({state}): {served}", f"Ray {self.ray_address}{started}", self.warning]
+        return "\n".join(line for line in lines if line)
 
 
 def http_get(url: str, timeout: float = 5) -> dict | None:
@@ -56,10 +74,18 @@ def http_get(url: str, timeout: float = 5) -> dict | None:
         return None
 
 
+def _url_host(host: str) -> str:
+    """Where this machine reaches a server bound to `host` (every interface: loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def start_server(
     exports: list[str | Path],
     *,
     port: int = 8000,
+    host: str = "127.0.0.1",
     device: str = "cpu",
     replicas: int = 1,
     max_batch: int = 32,
@@ -67,9 +93,10 @@ def start_server(
     cpus: int | None = None,
     timeout: float = 300,
 ) -> ServerRecord:
-    """Serve the ONNX exports over HTTP on 127.0.0.1:`port` until `stop_server`. Without `ray_address`, a Ray
-    head is started on loopback (`cpus` logical CPUs, default all); the application replaces one already there."""
-    import ray
+    """Serve the ONNX exports over HTTP on `host`:`port` until `stop_server` (`host` is the only thing exposed:
+    127.0.0.1 keeps the routes on this machine). Without `ray_address`, a Ray head is started on loopback with
+    token authentication (`cpus` logical CPUs, default all); with it, that cluster's RAY_AUTH_* settings of the
+    environment apply. The application replaces one already there."""
     from ray import serve
 
     from opensearch_kit.serve.app import build_app
@@ -83,14 +110,14 @@ def start_server(
     head = None if ray_address else start_node(cpus=cpus, gpus=None)
     address = ray_address or head.address
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False, namespace=APP_NAME)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        connect(address, head, namespace=APP_NAME)
+        serve.start(http_options={"host": host, "port": port})
         threads = max(1, (cpus or os.cpu_count() or 1) // replicas)
         serve.run(build_app(models, device, replicas, max_batch, threads), name=APP_NAME, route_prefix="/")
-        ray.shutdown()
+        disconnect()
         record = ServerRecord(
-            f"http://127.0.0.1:{port}", port, address, [asdict(m) for m in models], device, replicas,
-            head.to_dict() if head else None,
+            f"http://{_url_host(host)}:{port}", port, address, [asdict(m) for m in models], device, replicas,
+            head.to_dict() if head else None, host=host,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while not record.health:
@@ -101,12 +128,13 @@ def start_server(
                 raise KitError(f"the server at {record.url} did not answer in {timeout:.0f}s", "see the Ray logs")
             time.sleep(0.5)
     except BaseException:
+        disconnect()
         if head:
             head.stop()
         raise
     path = record_path(port)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record.to_dict(), indent=2))
+    path.write_text(json.dumps(asdict(record), indent=2))
     return record
 
 
@@ -139,11 +167,10 @@ def stop_server(port: int = 8000) -> ServerStopped:
     if record.head:
         pids = RayHead(**record.head).stop()
     else:
-        import ray
         from ray import serve
 
-        ray.init(address=record.ray_address, logging_level="ERROR", log_to_driver=False, namespace=APP_NAME)
+        connect(record.ray_address, namespace=APP_NAME)
         serve.shutdown()
-        ray.shutdown()
+        disconnect()
     record_path(port).unlink()
     return ServerStopped(port, pids)

@@ -59,20 +59,20 @@ def split_queries(query_ids: list[str], *, fraction: float, seed: int) -> tuple[
     return dev, held
 
 
-def score_grid(
+def score_matrix(
     grid: list[FusionPoint],
     hits: Mapping[str, QueryHits],
     qrels: Mapping[str, Mapping[str, int]],
     metric: str,
     k: int,
 ) -> np.ndarray:
-    """float64 [points]: the mean `metric` of each grid point over the queries of `hits` (a query's run is its
-    top k fused documents, ranked as trec_eval does; the same numbers as `evaluate.score_run`)."""
+    """float64 [queries, points]: `metric` of each query of `hits` (in order) under each grid point (a query's run
+    is its top k fused documents, ranked as trec_eval does; the same numbers as `evaluate.score_run`)."""
     families: dict[tuple, list[int]] = {}
     for i, point in enumerate(grid):
         families.setdefault(point.family, []).append(i)
-    totals = np.zeros(len(grid))
-    for qid, query in hits.items():
+    totals = np.zeros((len(hits), len(grid)))
+    for q, (qid, query) in enumerate(hits.items()):
         if not query.rows:
             continue
         grades = qrels.get(qid, {})
@@ -83,8 +83,8 @@ def score_grid(
             weights = np.array([grid[i].weights or (1.0,) * len(query.signals) for i in members], dtype=F32)
             scores = combine(normalized, combination, weights)  # [rows, members]
             order = np.lexsort((np.broadcast_to(tie_key, scores.T.shape), -scores.T), axis=-1)[:, :k]
-            totals[members] += _metric(order, gains, grades, metric)
-    return totals / max(len(hits), 1)
+            totals[q, members] = _metric(order, gains, grades, metric)
+    return totals
 
 
 def _descending_rank(doc_ids: list[str]) -> np.ndarray:

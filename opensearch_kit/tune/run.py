@@ -2,7 +2,8 @@
 
 Each sub-query (bm25, sparse, dense) is searched once per query and shard; every grid point is then fused
 client-side (`fusion`) instead of one hybrid search per point, and a sample of queries x points is checked against
-the server's own hybrid search.
+the server's own hybrid search. The choice (`select`) is cross-validated over the dev queries and guarded by a
+significance test against the untuned hybrid, all offline over the fetched hits.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from opensearchpy import OpenSearch
 from opensearch_kit.beir import read_qrels, read_queries
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.metrics import Run, score_run
+from opensearch_kit.evaluate.metrics import per_query as per_query_metrics
 from opensearch_kit.index.bodies import tuned_pipeline_name
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
+from opensearch_kit.search.filters import Filter
+from opensearch_kit.search.perquery import WeightModel, term_idfs
 from opensearch_kit.search.query import QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
 from opensearch_kit.tune.fusion import F32, FusionPoint, QueryHits, fused_run
-from opensearch_kit.tune.grid import RANK_CONSTANTS, fusion_grid, metric_name, score_grid, split_queries
+from opensearch_kit.tune.grid import RANK_CONSTANTS, fusion_grid, metric_name, score_matrix, split_queries
+from opensearch_kit.tune.select import bootstrap_interval, hits_features, select
 
 UNTUNED = FusionPoint("min_max", "arithmetic_mean")  # what `index create` makes without --weights
 CLOSE = 1e-5
@@ -67,7 +72,9 @@ class ServerCheck:
 
 @dataclass
 class TuneReport:
-    """The winner on the dev queries, and every compared setting on dev and held-out queries."""
+    """What was chosen (`chosen`: default, fixed or per_query, and why), the best fixed setting on the dev queries
+    (`winner`), the cross-validation and held-out evidence (`selection`), and every compared setting on dev and
+    held-out queries."""
 
     index: str
     beir_dir: str
@@ -81,7 +88,18 @@ class TuneReport:
     top: list[dict]  # the best grid points on dev
     results: dict[str, dict]  # label -> {"dev": metrics, "test": metrics}
     check: ServerCheck
+    chosen: str = "default"
+    reason: str = ""
+    selection: dict = field(default_factory=dict)  # folds, alpha, cv and held_out evidence of each way of choosing
+    weight_model: WeightModel | None = None
     applied: dict | None = None
+    filter: tuple = ()
+
+    @property
+    def chosen_point(self) -> FusionPoint:
+        """The pipeline's fusion: the untuned one by default, else the winner (the per-query model replaces its
+        weights per request)."""
+        return UNTUNED if self.chosen == "default" else self.winner
 
     def to_dict(self) -> dict:
         return {
@@ -90,10 +108,15 @@ class TuneReport:
             "metric": self.metric,
             "k": self.k,
             "signals": list(self.signals),
+            "filter": list(self.filter),
             "dev_queries": self.dev_queries,
             "test_queries": self.test_queries,
             "grid_size": self.grid_size,
+            "chosen": self.chosen,
+            "reason": self.reason,
             "winner": {**self.winner.to_dict(), "label": self.winner.label},
+            "selection": self.selection,
+            "weight_model": self.weight_model.to_dict() if self.weight_model else None,
             "top": self.top,
             "results": self.results,
             "server_check": self.check.to_dict(),
@@ -105,11 +128,23 @@ class TuneReport:
         lines = [
             f"{self.index}: {self.grid_size} fusion settings over {', '.join(self.signals)}, chosen on "
             f"{len(self.dev_queries)} dev queries, reported on {len(self.test_queries)} held-out queries",
-            f"winner: {self.winner.label}",
-            f"{'setting':<40} {'dev ' + self.metric:>14} {'held-out ' + self.metric:>19}",
+            f"chosen: {self.chosen} ({self.reason}); best fixed setting on dev: {self.winner.label}",
+            f"{'setting':<46} {'dev ' + self.metric:>14} {'held-out ' + self.metric + ' [95% CI]':>34}",
         ]
-        for label, result in self.results.items():
-            lines.append(f"{label:<40} {result['dev'][self.metric]:>14.4f} {result['test'][self.metric]:>19.4f}")
+        for label, r in self.results.items():
+            low, high = r["test_ci95"]
+            held = f"{r['test'][self.metric]:.4f} [{low:.4f}, {high:.4f}]"
+            lines.append(f"{label:<46} {r['dev'][self.metric]:>14.4f} {held:>34}")
+        cv = f"{self.selection.get('folds', 0)}-fold cv on dev"
+        rows = [(f"{name} vs untuned, {cv}", self.selection["cv"][name]) for name in self.selection.get("cv", {})]
+        rows += [(f"{name} vs untuned, held-out", e) for name, e in self.selection.get("held_out", {}).items()]
+        if self.selection.get("cv_per_query_vs_fixed"):
+            rows.append((f"per_query vs fixed, {cv}", self.selection["cv_per_query_vs_fixed"]))
+        for what, e in rows:
+            lines.append(
+                f"{what} ({e['queries']} queries): {e['score']:.4f} vs {e['baseline']:.4f}, "
+                f"gain {e['gain']:+.4f} [95% CI {e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], p = {e['p_value']:.4f}"
+            )
         c = self.check
         verdict = "all bit-identical" if c.equal else f"{c.exact_pairs} bit-identical"
         lines.append(
@@ -155,17 +190,23 @@ def frozen_searcher(searcher: Searcher) -> Searcher:
 
 
 def fetch_hits(
-    searcher: Searcher, queries: dict[str, str], signals: tuple[str, ...], depth: int, *, progress: bool = True
+    searcher: Searcher,
+    queries: dict[str, str],
+    signals: tuple[str, ...],
+    depth: int,
+    *,
+    progress: bool = True,
+    filter: tuple[Filter, ...] = (),
 ) -> dict[str, QueryHits]:
     """Every query's top `depth` hits of each sub-query on each shard (one search per query, signal and shard),
-    with the sub-queries the hybrid query would send."""
+    with the sub-queries the hybrid query would send, each filtered by `filter`."""
     shards = shard_count(searcher.transport, searcher.index)
     out = {}
     with progress_bar(len(queries), desc=f"fetch {searcher.index}", unit="query", enabled=progress) as bar:
         for qid, text in queries.items():
             lists = [[] for _ in range(shards)]
             for signal in signals:
-                request = searcher.build(text, QueryOptions(mode=signal, k=depth, source=()))
+                request = searcher.build(text, QueryOptions(mode=signal, k=depth, source=(), filter=filter))
                 for shard in range(shards):
                     params = {**request.params, "preference": f"_shards:{shard}"} if shards > 1 else request.params
                     raw = searcher.transport.request("POST", f"/{searcher.index}/_search", request.body, params=params)
@@ -181,10 +222,13 @@ def shard_count(transport: Transport, index: str) -> int:
     return int(next(iter(settings.values()))["settings"]["index"]["number_of_shards"])
 
 
-def server_run(searcher: Searcher, text: str, point: FusionPoint, signals: tuple[str, ...], k: int) -> Run:
+def server_run(
+    searcher: Searcher, text: str, point: FusionPoint, signals: tuple[str, ...], k: int, filter: tuple = ()
+) -> Run:
     """{doc id: score} of the server's hybrid search for `text` with `point`'s fusion as an inline pipeline."""
     even = (1 / len(signals),) * len(signals)  # placeholder weights: the index pipeline's may fit other signals
-    request = searcher.build(text, QueryOptions(mode="hybrid", k=k, hybrid=signals, weights=even, source=()))
+    options = QueryOptions(mode="hybrid", k=k, hybrid=signals, weights=even, source=(), filter=filter)
+    request = searcher.build(text, options)
     body = {**request.body, "search_pipeline": point.pipeline()}
     raw = searcher.transport.request("POST", f"/{searcher.index}/_search", body)
     return {h["_id"]: float(h["_score"]) for h in raw["hits"]["hits"][:k]}
@@ -196,6 +240,7 @@ def check_against_server(
     signals: tuple[str, ...],
     points: list[FusionPoint],
     k: int,
+    filter: tuple[Filter, ...] = (),
 ) -> ServerCheck:
     """Fuse each (query, point) client-side and compare with the server: the same documents with bit-identical
     float32 scores, except that documents tied at the cut may differ. The sub-query hits are fetched again here,
@@ -204,12 +249,12 @@ def check_against_server(
     fusion."""
     check = ServerCheck()
     for text in queries.values():  # warm the hybrid query's own code path up too
-        server_run(searcher, text, UNTUNED, signals, k)
-    hits = fetch_hits(searcher, queries, signals, k, progress=False)
+        server_run(searcher, text, UNTUNED, signals, k, filter)
+    hits = fetch_hits(searcher, queries, signals, k, progress=False, filter=filter)
     for qid, text in queries.items():
         for point in points:
             client = fused_run(hits[qid], point, k)
-            server = server_run(searcher, text, point, hits[qid].signals, k)
+            server = server_run(searcher, text, point, hits[qid].signals, k, filter)
             check.pairs += 1
             common = set(client) & set(server)
             check.compared_hits += len(common)
@@ -252,6 +297,9 @@ def tune(
     k: int = 100,
     rank_constants: tuple[int, ...] = RANK_CONSTANTS,
     hybrid: tuple[str, ...] = (),
+    folds: int = 5,
+    per_query: bool = True,
+    filter: tuple[Filter, ...] | list[Filter] = (),
     check_queries: int = 3,
     apply: bool = False,
     sparse_encoder: SparseQueryEncoder | None = None,
@@ -261,11 +309,17 @@ def tune(
     chart: Path | None = None,
     progress: bool = True,
 ) -> TuneReport:
-    """Grid-search the hybrid fusion of `index` for `metric` on dev queries (qrels/<dev_split>.tsv, or a seeded
-    `dev_fraction` of qrels/<split>.tsv) and report the winner, the untuned hybrid (min_max, arithmetic mean,
-    no weights) and each single mode on the held-out queries. `check_queries` held-out queries are also searched
-    by the server with the winner, the untuned fusion and a few others, to prove the client fusion equal.
-    `apply` writes the winner as the index's hybrid pipeline and records it in the index's `_meta`."""
+    """Choose the hybrid fusion of `index` for `metric` on dev queries (qrels/<dev_split>.tsv, or a seeded
+    `dev_fraction` of qrels/<split>.tsv): the best fixed grid point and (with `per_query`) a per-query weights
+    model are each cross-validated over `folds` folds of the dev queries; the better one is chosen only when its
+    cross-validated gain over the untuned hybrid (min_max, arithmetic mean, no weights) is significant (one-sided
+    paired randomization test, p < ALPHA), else the untuned hybrid is kept. The report gives each on the held-out
+    queries with 95% bootstrap intervals, next to each single mode. `check_queries` held-out queries are also
+    searched by the server with the winner, the untuned fusion and a few others, to prove the client fusion equal.
+    `apply` writes the chosen fusion as the index's hybrid pipeline and records it, the weights model and the
+    evidence in the index's `_meta`. `filter`:
+    query clauses (or `--where` shorthands) every hit of every query must pass."""
+    filter = tuple(filter)
     beir_dir = Path(beir_dir)
     metric = metric_name(metric)
     qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
@@ -286,29 +340,64 @@ def tune(
     signals = signals_of(QueryOptions(mode="hybrid", hybrid=hybrid), searcher.config)
     if len(signals) < 2:
         raise KitError(f"index {index} has one signal ({signals[0]}): nothing to fuse", "index a sparse or dense field")
-    hits = fetch_hits(searcher, {q: texts[q] for q in dev + held}, signals, k, progress=progress)
+    queries = dev + held
+    hits = fetch_hits(searcher, {q: texts[q] for q in queries}, signals, k, progress=progress, filter=filter)
+    text_field = searcher.config.text_field
+    features = np.array(
+        [hits_features(hits[q], term_idfs(searcher.transport, index, text_field, texts[q])) for q in queries]
+    )
     grid = fusion_grid(len(signals), rank_constants)
-    dev_scores = score_grid(grid, {q: hits[q] for q in dev}, qrels, metric, k)
-    best = np.flatnonzero(dev_scores == dev_scores.max())
-    winner = grid[int(best[0])]  # ties: the first in grid order (min_max and arithmetic mean come first)
-    ranked = np.argsort(-dev_scores, kind="stable")[:10]
-    top = [{"setting": grid[i].label, metric: float(dev_scores[i]), **grid[i].to_dict()} for i in ranked]
+    ordered = {q: hits[q] for q in queries}
+    matrix = score_matrix(grid, ordered, qrels, metric, k)  # [dev + held queries, points]
+    untuned = score_matrix([UNTUNED], ordered, qrels, metric, k)[:, 0]
+    chosen, reason, final, selection = select(
+        matrix, untuned, features, grid, signals, len(dev), folds, seed, per_query
+    )
+    winner = grid[final.fixed]
+    dev_means = matrix[: len(dev)].mean(axis=0)
+    ranked = np.argsort(-dev_means, kind="stable")[:10]
+    top = [{"setting": grid[i].label, metric: float(dev_means[i]), **grid[i].to_dict()} for i in ranked]
 
     def scored(runs: dict[str, Run]) -> dict:
-        return {part: score_run(qrels, runs, ids) for part, ids in (("dev", dev), ("test", held))}
+        """Mean metrics on dev and held-out queries, and the 95% interval of the held-out `metric`."""
+        values = np.array([v[metric] for v in per_query_metrics(qrels, runs, held).values()])
+        interval = list(bootstrap_interval(values, seed))
+        return {"dev": score_run(qrels, runs, dev), "test": score_run(qrels, runs, held), "test_ci95": interval}
 
     results = {
-        f"tuned: {winner.label}": scored({q: fused_run(hits[q], winner, k) for q in hits}),
-        f"untuned: {UNTUNED.label}": scored({q: fused_run(hits[q], UNTUNED, k) for q in hits}),
+        f"untuned: {UNTUNED.label}": scored({q: fused_run(hits[q], UNTUNED, k) for q in queries}),
+        f"fixed: {winner.label}": scored({q: fused_run(hits[q], winner, k) for q in queries}),
     }
+    if per_query:
+        per_point = {q: grid[final.columns[i]] for i, q in enumerate(queries)}
+        label = f"per-query: {winner.label.split(' [')[0]} [model]"
+        results[label] = scored({q: fused_run(hits[q], per_point[q], k) for q in queries})
     for j, signal in enumerate(signals):
         results[signal] = scored({q: single_run(hits[q], j, k) for q in hits})
     sample = {q: texts[q] for q in held[:check_queries]}
     others = [grid[len(grid) // 3], grid[len(grid) // 2], grid[-1]]  # other techniques and an RRF
-    check = check_against_server(searcher, sample, signals, [winner, UNTUNED, *others], k)
-    report = TuneReport(index, str(beir_dir), metric, k, signals, dev, held, winner, len(grid), top, results, check)
+    check = check_against_server(searcher, sample, signals, [winner, UNTUNED, *others], k, filter)
+    report = TuneReport(
+        index,
+        str(beir_dir),
+        metric,
+        k,
+        signals,
+        dev,
+        held,
+        winner,
+        len(grid),
+        top,
+        results,
+        check,
+        chosen=chosen,
+        reason=reason,
+        selection=selection,
+        weight_model=final.model if per_query else None,
+        filter=filter,
+    )
     if apply:
-        report.applied = apply_fusion(searcher.transport, index, winner, record=tuning_record(report))
+        report.applied = apply_fusion(searcher.transport, index, report.chosen_point, record=tuning_record(report))
     if out:
         Path(out).write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     if chart:
@@ -319,24 +408,28 @@ def tune(
 
 
 def tuning_record(report: TuneReport) -> dict:
-    """What `_meta.opensearch_kit.tuning` keeps of a tuning: the setting and the figures it was chosen on."""
-    tuned = next(iter(report.results.values()))
+    """What `_meta.opensearch_kit.tuning` keeps of a tuning: the pipeline's setting, how it was chosen (`chosen`,
+    `reason`) and on what evidence (cross-validation and held-out gains, intervals, p-values), and the per-query
+    weights model when that was chosen (`weight_model`: searches then weigh each hybrid query by it)."""
     return {
-        **report.winner.to_dict(),
+        **report.chosen_point.to_dict(),
+        "chosen": report.chosen,
+        "reason": report.reason,
         "signals": list(report.signals),
         "metric": report.metric,
-        "dev": tuned["dev"][report.metric],
-        "held_out": tuned["test"][report.metric],
+        "best_fixed": report.winner.label,
+        "selection": report.selection,
         "dev_queries": len(report.dev_queries),
         "held_out_queries": len(report.test_queries),
         "beir_dir": report.beir_dir,
+        "weight_model": report.weight_model.to_dict() if report.chosen == "per_query" else None,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
 def apply_fusion(transport: Transport, index: str, point: FusionPoint, *, record: dict) -> dict:
     """Write `point` as the search pipeline `<index>-hybrid-tuned`, make it the index's hybrid pipeline and record
-    the tuning (and the weights) in the index's `_meta`."""
+    the tuning (and the weights) in the index's `_meta` (re-running replaces both)."""
     name = tuned_pipeline_name(index)
     body = point.pipeline(f"opensearch-kit: hybrid fusion of index {index} chosen by tune")
     transport.request("PUT", f"/_search/pipeline/{name}", body)

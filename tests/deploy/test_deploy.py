@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -181,3 +184,31 @@ def test_oversized_zip_and_unreachable_cluster_are_clear_errors(tmp_path):
     assert "int8" in err.value.fix
     result = CliRunner().invoke(main, ["--url", "http://127.0.0.1:1", "models", "list"])
     assert result.exit_code != 0 and "cannot reach OpenSearch at http://127.0.0.1:1" in str(result.exception)
+
+
+def test_a_model_deleted_while_uploading_stops_the_upload_at_once(ml, tmp_path, caplog):
+    blob = tmp_path / "large.zip"
+    blob.write_bytes(os.urandom(8_000_000))  # 160 chunks of 50 kB: never deployed, only uploaded
+    meta = {"name": "test-deploy-deleted-meanwhile", "model_format": "TORCH_SCRIPT", "function_name": "SPARSE_ENCODING"}
+    deleted: list[str] = []
+
+    def delete_after_the_first_chunk() -> None:
+        deadline = time.monotonic() + 120
+        while not deleted and time.monotonic() < deadline:
+            for m in _models_named(ml, meta["name"]):
+                if ml.uploaded_chunks(m["model_id"]):
+                    ml.delete(m["model_id"])  # another connection, as a second user would
+                    deleted.append(m["model_id"])
+            time.sleep(0.05)
+
+    deleter = threading.Thread(target=delete_after_the_first_chunk)
+    deleter.start()
+    try:
+        with pytest.raises(KitError, match="was deleted while uploading large.zip") as err:
+            ml.register_zip(blob, meta, chunk_size=50_000, progress=False)
+    finally:
+        deleter.join()
+        for m in _models_named(ml, meta["name"]):
+            ml.delete(m["model_id"])
+    assert deleted and deleted[0] in err.value.message and "again" in err.value.fix
+    assert "retry" not in caplog.text  # final: not retried as if transient

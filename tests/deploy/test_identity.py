@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from opensearch_kit.artifact import default_name
 from opensearch_kit.deploy import deploy
 from opensearch_kit.export import export_model
 from opensearch_kit.export.identity import cache_root, export_dir, fingerprint, model_name
+from opensearch_kit.files import read_json
 from opensearch_kit.opensearch.ml import fingerprint_group
 
 pytestmark = pytest.mark.export
@@ -84,10 +86,16 @@ def test_deploying_the_same_folder_twice_returns_the_same_model_without_exportin
         assert again.model_id == first.model_id and again.reused and not again.exported
         assert again.uploaded_bytes == 0 and again.cluster_parity["ok"]
         assert again_seconds < first_seconds / 5, (again_seconds, first_seconds)
+        linked = deploy(transport, str(source), kind="sparse", out_dir=tmp_path / "out", progress=False)
+        assert linked.reused and not linked.exported and linked.zip == str(tmp_path / "out" / Path(first.zip).name)
+        assert Path(linked.zip).read_bytes() == Path(first.zip).read_bytes()  # --out holds the export
         ml.undeploy(first.model_id)
         shutil.rmtree(own_cache)  # no cached export: the registered model is still found, and deployed again
         third = deploy(transport, str(source), kind="sparse", progress=False)
         assert third.model_id == first.model_id and third.deployed_now and not third.exported
         assert ml.get(first.model_id)["model_state"] == "DEPLOYED"
+        fourth = deploy(transport, str(source), kind="sparse", out_dir=tmp_path / "out2", check=False, progress=False)
+        assert fourth.reused and fourth.exported and Path(fourth.zip).parent == tmp_path / "out2"  # made there
+        assert read_json(Path(fourth.zip).with_suffix(".report.json"))["fingerprint"] == first.fingerprint
     finally:
         ml.delete(first.model_id)

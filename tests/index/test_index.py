@@ -145,6 +145,8 @@ def test_every_search_pipeline_runs_a_real_query(client, transport, deployed_spl
         "type": "rank_features",
         "format": "WORD",
         "prune": {"type": "max_ratio", "ratio": 0.1},
+        "folds_ids": None,
+        "id_limit": None,
     }
     assert set(meta.pipelines) == {"ingest", "hybrid", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
     mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
@@ -220,7 +222,7 @@ def test_sparse_vector_seismic_index(client, deployed_splade, fresh, tmp_path):
     vectors = {}
     for mode in ("pipeline", "client"):
         index = fresh(f"seismic-{mode}")
-        meta = create_index(client, index, model_id, sparse_type="sparse_vector").meta
+        meta = create_index(client, index, model_id, sparse_type="sparse_vector", sparse_encoder=export_dir).meta
         assert "two_phase" not in meta.pipelines and meta.sparse.format == "TOKEN_ID"
         assert client.indices.get_settings(index=index)[index]["settings"]["index"]["sparse"] == "true"
         assert ingest(client, index, source, mode=mode, sparse_encoder=export_dir, progress=False).indexed == 3

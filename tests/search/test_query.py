@@ -238,6 +238,7 @@ def test_index_config_from_meta():
         sparse_field="sparse_embedding",
         sparse_model_id="abc",
         pipelines={"hybrid": "docs-hybrid-minmax", "rrf": "docs-rrf"},
+        filter_fields=("doc_id", "title", "text"),
     )
     assert required_pipelines(QueryOptions(mode="hybrid", rrf=True), config) == ["docs-rrf"]
     assert IndexMeta.from_dict(IndexMeta.from_dict(record).to_dict()) == IndexMeta.from_dict(record)

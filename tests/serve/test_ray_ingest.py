@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from helpers import SCIFACT
 
+from opensearch_kit.cli import main
 from opensearch_kit.errors import KitError
 from opensearch_kit.index import create_index
 from opensearch_kit.ingest.ray_engine import ingest_ray
@@ -24,12 +26,17 @@ BAD = ["{not json", json.dumps({"_id": "no-text"}), json.dumps({"_id": "blank", 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A head and a second node joining it: (head, worker)."""
-    head = start_node(cpus=1)
+    """A head (not on loopback only, as other nodes join it; token authentication on) and a second node joining
+    it: (head, worker). The driver joins it as a user joins a secured cluster: RAY_AUTH_MODE=token and
+    RAY_AUTH_TOKEN_PATH in the environment."""
+    head = start_node(cpus=1, loopback=False)
     try:
-        worker = start_node(head_address=head.address, cpus=1)
+        worker = start_node(head_address=head.address, token_file=head.token_file, cpus=1)
         try:
-            yield head, worker
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("RAY_AUTH_MODE", "token")
+                env.setenv("RAY_AUTH_TOKEN_PATH", head.token_file)
+                yield head, worker
         finally:
             worker.stop()
     finally:
@@ -100,4 +107,37 @@ def test_a_killed_worker_loses_nothing(conn, client, deployed_splade, ray_cluste
     report = outcome["report"]
     assert report.count_ok, report.summary()
     client.indices.refresh(index=index)
+    assert client.count(index=index)["count"] == len(good)
+
+
+def test_joining_a_secured_cluster_without_its_token_names_the_fix(
+    conn, deployed_splade, ray_cluster, fresh, tmp_path, monkeypatch
+):
+    model_id, export_dir = deployed_splade
+    index = fresh("ray-no-token")
+    create_index(conn.transport(), index, model_id)
+    source, _ = corpus_with_bad_lines(tmp_path / "corpus.jsonl", 10)
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    with pytest.raises(KitError) as refused:
+        ingest_ray(conn, index, source, sparse_encoder=export_dir, ray_address=ray_cluster[0].address, progress=False,
+                   failure_file=tmp_path / "f.jsonl")  # fmt: skip
+    assert "RAY_AUTH_MODE=token" in refused.value.fix and "refused" in refused.value.message
+
+
+def test_engine_ray_implies_client_mode_and_refuses_only_pipeline_mode(
+    conn, client, deployed_splade, ray_cluster, fresh, tmp_path
+):
+    model_id, export_dir = deployed_splade
+    index = fresh("ray-cli")
+    create_index(conn.transport(), index, model_id)
+    source, good = corpus_with_bad_lines(tmp_path / "corpus.jsonl", 20)
+    args = ["--url", conn.url, "ingest", index, str(source), "--engine", "ray", "--sparse-encoder", str(export_dir)]
+    refused = CliRunner().invoke(main, [*args, "--mode", "pipeline"])
+    assert refused.exit_code == 2 and "drop --mode pipeline" in refused.output
+    options = ["--ray-address", ray_cluster[0].address, "--workers", "1", "--failures", str(tmp_path / "f.jsonl")]
+    done = CliRunner().invoke(main, [*args, *options, "--json"], catch_exceptions=False)  # no --mode client
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["mode"] == "ray" and report["indexed"] == len(good) and report["rejected"] == len(BAD)
     assert client.count(index=index)["count"] == len(good)

@@ -1,10 +1,12 @@
 """`tune` on a SciFact subset with the demo models (BM25 + tiny SPLADE + MiniLM): the client-side fusion equals the
-server's hybrid search on sampled queries x settings of every family, the grid's fast scores equal `score_run`,
-and `--apply` makes the server rank with the winner."""
+server's hybrid search on sampled queries x settings of every family, the grid's fast scores equal `score_run`, the
+choice is cross-validated and guarded (never worse than untuned on held-out queries), `--apply` makes the server
+rank with it, and a per-query weights model weighs each hybrid request."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,9 +21,11 @@ from opensearch_kit.evaluate.metrics import score_run
 from opensearch_kit.index import IndexMeta, create_index, delete_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.search import QueryOptions, Searcher
+from opensearch_kit.search.perquery import term_idfs
 from opensearch_kit.tune import FusionPoint, fetch_hits, frozen_searcher, fused_run, fusion_grid, split_queries, tune
-from opensearch_kit.tune.grid import score_grid
-from opensearch_kit.tune.run import check_against_server
+from opensearch_kit.tune.grid import score_matrix
+from opensearch_kit.tune.run import apply_fusion, check_against_server, tuning_record
+from opensearch_kit.tune.select import hits_features
 
 INDEX = "test-tune-scifact"
 K = 50
@@ -68,46 +72,75 @@ def test_client_fusion_equals_the_server_for_every_technique(transport, scifact_
     assert check.exact_pairs > 0
 
 
-def test_tune_chooses_on_dev_reports_held_out_and_applies_the_winner(transport, scifact_index, tmp_path):
+def test_tune_cross_validates_guards_and_applies_its_choice(transport, scifact_index, tmp_path):
     report = tune(transport, INDEX, scifact_index, k=K, dev_fraction=0.5, seed=1, apply=True, progress=False)
     assert report.signals == ("bm25", "sparse", "dense") and report.grid_size == 7 * 66 + 5 * 66
     assert len(report.dev_queries) == 20 and len(report.test_queries) == 20
     assert not set(report.dev_queries) & set(report.test_queries)
     assert report.check.close and report.check.pairs == 3 * 5
     labels = list(report.results)
-    assert (
-        labels[0].startswith("tuned: ")
-        and labels[1].startswith("untuned: ")
-        and labels[2:]
-        == [
-            "bm25",
-            "sparse",
-            "dense",
-        ]
-    )
-    tuned_dev = report.results[labels[0]]["dev"]["NDCG@10"]
-    assert tuned_dev == pytest.approx(report.top[0]["NDCG@10"], abs=1e-12)  # fast grid score == score_run
-    assert all(tuned_dev >= r["dev"]["NDCG@10"] - 1e-12 for r in report.results.values())
+    assert labels[0].startswith("untuned: ") and labels[1] == f"fixed: {report.winner.label}"
+    assert labels[2].startswith("per-query: ") and labels[3:] == ["bm25", "sparse", "dense"]
+    fixed_dev = report.results[labels[1]]["dev"]["NDCG@10"]
+    assert fixed_dev == pytest.approx(report.top[0]["NDCG@10"], abs=1e-12)  # fast grid score == score_run
+    assert all(fixed_dev >= report.results[label]["dev"]["NDCG@10"] - 1e-12 for label in (labels[0], *labels[3:]))
     print({label: round(r["test"]["NDCG@10"], 4) for label, r in report.results.items()})
 
-    # applied: the index's hybrid pipeline is the winner, recorded in _meta, and the server ranks with it
+    # the evidence: 5 folds, out-of-fold and held-out gains with intervals and p-values, and the guard's verdict
+    selection = report.selection
+    assert selection["folds"] == 5 and sum(f["queries"] for f in selection["per_fold"]) == 20
+    for part in ("cv", "held_out"):
+        for e in selection[part].values():
+            assert e["ci95"][0] <= e["gain"] <= e["ci95"][1] and 0 < e["p_value"] <= 1
+    assert selection["cv"]["fixed"]["baseline"] == pytest.approx(report.results[labels[0]]["dev"]["NDCG@10"])
+    cv, significant = selection["cv"], lambda e: e["gain"] > 0 and e["p_value"] < 0.05
+    per_query_wins = significant(cv["per_query"]) and significant(selection["cv_per_query_vs_fixed"])
+    assert report.chosen == ("per_query" if per_query_wins else "fixed" if significant(cv["fixed"]) else "default")
+    chosen = selection["held_out"].get(report.chosen, {"gain": 0.0})
+    assert chosen["gain"] >= -0.005, (report.reason, chosen)  # never worse than untuned on unseen queries
+    print(report.summary())
+
+    # applied: the chosen fusion is the index's hybrid pipeline, recorded with its evidence, and the server ranks
     meta = IndexMeta.read(transport, INDEX)
     assert meta.pipelines["hybrid"] == f"{INDEX}-hybrid-tuned" and meta.tuning["metric"] == "NDCG@10"
-    assert FusionPoint.from_pipeline(report.applied["body"]) == report.winner
+    assert meta.tuning["chosen"] == report.chosen and meta.tuning["selection"]["cv"] == selection["cv"]
+    assert FusionPoint.from_pipeline(report.applied["body"]) == report.chosen_point
     qrels = read_qrels(scifact_index / "qrels" / "test.tsv")
     texts = read_queries(scifact_index)
     held = {q: texts[q] for q in report.test_queries}
     searcher = frozen_searcher(Searcher(transport, INDEX))
     hits = fetch_hits(searcher, held, report.signals, K, progress=False)
-    server = {
-        q: {h.id: h.score for h in searcher.search(t, QueryOptions(mode="hybrid", k=K)).hits} for q, t in held.items()
-    }
+    if report.chosen != "per_query":
+        server = {
+            q: {h.id: h.score for h in searcher.search(t, QueryOptions(mode="hybrid", k=K)).hits}
+            for q, t in held.items()
+        }
+        client = {q: fused_run(hits[q], report.chosen_point, K) for q in held}
+        served, fused = score_run(qrels, server, held), score_run(qrels, client, held)
+        assert served["NDCG@10"] == pytest.approx(fused["NDCG@10"], abs=0.01), (served, fused)
     client = {q: fused_run(hits[q], report.winner, K) for q in held}
-    served, fused = score_run(qrels, server, held), score_run(qrels, client, held)
-    assert served["NDCG@10"] == pytest.approx(fused["NDCG@10"], abs=0.01), (served, fused)
-    assert score_run(qrels, client, held) == report.results[labels[0]]["test"]
-    grid_score = score_grid([report.winner], hits, qrels, "NDCG@10", K)[0]
-    assert grid_score == pytest.approx(report.results[labels[0]]["test"]["NDCG@10"], abs=1e-12)
+    assert score_run(qrels, client, held) == report.results[labels[1]]["test"]
+    grid_score = score_matrix([report.winner], hits, qrels, "NDCG@10", K).mean()
+    assert grid_score == pytest.approx(report.results[labels[1]]["test"]["NDCG@10"], abs=1e-12)
+
+    # the per-query model, once chosen, weighs each hybrid request: the inline pipeline carries its weights
+    record = {**tuning_record(report), "chosen": "per_query", "weight_model": report.weight_model.to_dict()}
+    apply_fusion(transport, INDEX, report.winner, record=record)
+    plain = Searcher(transport, INDEX)
+    server, client = {}, {}
+    for q, text in list(held.items())[:6]:
+        features = hits_features(hits[q], term_idfs(transport, INDEX, "text", text))
+        point = replace(report.winner, weights=report.weight_model.predict(features))
+        result = plain.search(text, QueryOptions(mode="hybrid", k=K))
+        assert (
+            result.request.pipeline is None
+            and FusionPoint.from_pipeline(result.request.body["search_pipeline"]) == point
+        )
+        server[q], client[q] = {h.id: h.score for h in result.hits}, fused_run(hits[q], point, K)
+    served, fused = score_run(qrels, server, server), score_run(qrels, client, client)
+    assert served["NDCG@10"] == pytest.approx(fused["NDCG@10"], abs=0.02), (served, fused)
+    given = plain.search(text, QueryOptions(mode="hybrid", k=5, weights=(0.2, 0.3, 0.5)))  # --weights win
+    assert FusionPoint.from_pipeline(given.request.body["search_pipeline"]).weights == (0.2, 0.3, 0.5)
 
 
 def test_tune_cli_with_a_dev_split_writes_report_and_chart(transport, scifact_index, tmp_path):
