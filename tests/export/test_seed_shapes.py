@@ -57,6 +57,17 @@ def test_padded_vocabulary_is_masked_and_reported(padded_sparse, tmp_path, fmt):
     assert all(report["expected"]["weights"])
 
 
+def test_real_size_padded_sparse_exports_with_the_padding_masked(tmp_path):
+    """The 150M shape (22 x 768, 50,000 rows, 88 without a token) in ONNX: the padded ids never carry weight."""
+    model = str(seed_sparse(tmp_path / "model"))
+    export = export_model("sparse", model, tmp_path / "out", format="onnx", trust_remote_code=True, progress=False)
+    report = export.report
+    assert report["parity"]["ok"] and report["masked_missing_ids"] == PADDED_ROWS, report["parity"]
+    assert report["shape"]["num_hidden_layers"] == 22 and report["vocab_size"] == 50_000
+    vectors = graph_vectors(export, SAMPLE_TEXTS[:4])
+    assert np.count_nonzero(vectors) > 0 and not vectors[:, report["tokenizer_size"] :].any()
+
+
 def test_a_missing_folder_is_a_kit_error(tmp_path):
     with pytest.raises(KitError, match="no model folder") as err:
         export_model("sparse", str(tmp_path / "nope"), tmp_path / "out")
