@@ -68,7 +68,7 @@ def deploy(
     *,
     kind: str | None = None,
     out_dir: Path | None = None,
-    timeout: float = 600,
+    timeout: float | None = None,
     check: bool = True,
     progress: bool = True,
     **export_options,
@@ -100,7 +100,7 @@ def deploy(
     if exported:
         from opensearch_kit.export import export_model
 
-        artifact = export_model(kind, str(source), out, **{**export_options, "name": name})
+        artifact = export_model(kind, str(source), out, progress=progress, **{**export_options, "name": name})
     if registered:
         return deploy_registered(
             cluster, registered, fp, artifact, kind=kind, timeout=timeout, check=check, exported=exported
@@ -128,7 +128,7 @@ def deploy_registered(
     artifact: Artifact | None,
     *,
     kind: str,
-    timeout: float,
+    timeout: float | None,
     check: bool,
     exported: bool = False,
 ) -> DeployResult:
@@ -160,7 +160,7 @@ def deploy_artifact(
     cluster: Transport | OpenSearch,
     artifact: Artifact,
     *,
-    timeout: float = 600,
+    timeout: float | None = None,
     check: bool = True,
     progress: bool = True,
     exported: bool = False,
@@ -170,7 +170,7 @@ def deploy_artifact(
     ml = Transport.of(cluster).ml
     registration = ml.register_zip(artifact.zip_path, artifact.register_body, progress=progress)
     began = time.monotonic()
-    deployed_now = deploy_explained(ml, registration.model_id, timeout)
+    deployed_now = deploy_explained(ml, registration.model_id, timeout, progress)
     result = DeployResult(
         model_id=registration.model_id,
         name=artifact.register_body["name"],
@@ -202,11 +202,11 @@ def checked(ml, model_id: str, artifact: Artifact) -> dict:
     return parity
 
 
-def deploy_explained(ml: MLCommons, model_id: str, timeout: float) -> bool:
+def deploy_explained(ml: MLCommons, model_id: str, timeout: float | None, progress: bool = False) -> bool:
     """`ml.deploy`; when the node refuses for its model limit or a memory/disk breaker, a KitError naming the
     setting, the deployed models with the indexes that use them, and the command that frees the unused ones."""
     try:
-        return ml.deploy(model_id, timeout)
+        return ml.deploy(model_id, timeout, progress)
     except KitError as e:
         text = str(e).lower()
         if "max local model" in text or "max_model_on_node" in text:

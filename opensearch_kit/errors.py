@@ -19,6 +19,11 @@ class Unreachable(KitError):
     """No answer from a cluster or model server: refused, cut or timed out (retrying may help)."""
 
 
+class Timeout(Unreachable):
+    """The cluster took the request but gave no answer within the client's read timeout: it may still be working
+    on it (a slow call is not a lost connection, so callers that must not repeat work do not retry it)."""
+
+
 class TlsError(KitError):
     """The TLS handshake failed for a cause retrying cannot fix: an untrusted, expired or misnamed server
     certificate, or a refused client certificate."""

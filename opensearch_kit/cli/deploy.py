@@ -24,7 +24,9 @@ from opensearch_kit.remote import APIS
 )
 @click.option("--idf", type=click.Path(exists=True, path_type=Path), help="sparse-tokenizer: idf.json or a corpus.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own modeling code.")
-@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the deploy task.")
+@click.option(
+    "--timeout", type=float, help="Seconds to wait for the deploy task [default: 600, plus 300 per GB past the first]."
+)
 @click.option("--no-check", is_flag=True, help="Skip the in-cluster parity check.")
 @click.option("--remote", "remote_url", help="A model server's URL: register a remote model through a connector.")
 @click.option("--api", type=click.Choice(APIS), default="opensearch-kit", show_default=True, help="--remote: its API.")
@@ -55,7 +57,7 @@ def deploy(
             raise click.UsageError("--remote takes no SOURCE and needs --kind")
         result = deploy_remote(
             transport(ctx), remote_url, kind, api=api, remote_model=remote_model, reference=reference,
-            credential_env=credential_env, allow_endpoint=allow_endpoint, name=name, timeout=timeout,
+            credential_env=credential_env, allow_endpoint=allow_endpoint, name=name, timeout=timeout or 300,
             check=not no_check,
         )  # fmt: skip
         return emit(result, as_json)

@@ -43,7 +43,7 @@ def model_export_options(command):
 def run_export(kind: str, model: str, out_dir: Path, fmt: str, as_json: bool, **options) -> None:
     from opensearch_kit.export import export_model
 
-    emit(export_model(kind, model, out_dir, format=fmt, **options), as_json)
+    emit(export_model(kind, model, out_dir, format=fmt, progress=not as_json, **options), as_json)
 
 
 @click.group()

@@ -14,13 +14,14 @@ from opensearch_kit.export.identity import fingerprint, model_name
 __all__ = ["KINDS", "Artifact", "export_model"]
 
 
-def export_model(kind: str, source: str, out_dir: Path, **options) -> Artifact:
+def export_model(kind: str, source: str, out_dir: Path, *, progress: bool = True, **options) -> Artifact:
     """Export `source` (a local model folder or hub id) as `kind` into `out_dir`; the written Artifact.
 
     `options` are `ExportOptions` fields (format, dtype, quantize, name, max_length, trust_remote_code, and the
     kind's own: prune_ratio, pooling / normalize / query_prompt, instruction, idf). The export's parity against
     the original is checked; a KitError with the figures when it fails. The export records its fingerprint
-    (`identity.fingerprint`); its name defaults to `identity.model_name`, unique per fingerprint.
+    (`identity.fingerprint`); its name defaults to `identity.model_name`, unique per fingerprint. `progress`:
+    a line (a bar on a terminal) on stderr per step.
     """
     if kind not in KINDS:
         raise KitError(f"unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
@@ -38,4 +39,4 @@ def export_model(kind: str, source: str, out_dir: Path, **options) -> Artifact:
     from opensearch_kit.export.sparse import SparseExporter
 
     exporter = {"sparse": SparseExporter, "dense": DenseExporter, "reranker": RerankerExporter}[kind]
-    return run_export(exporter(source, ExportOptions.of(**options)), Path(out_dir), fingerprint=fp)
+    return run_export(exporter(source, ExportOptions.of(**options)), Path(out_dir), fingerprint=fp, progress=progress)

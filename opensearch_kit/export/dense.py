@@ -21,6 +21,7 @@ import torch
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.load import (
     from_pretrained,
+    load_config,
     load_tokenizer,
     model_files_dir,
     require_trust,
@@ -226,12 +227,12 @@ class DenseExporter(Exporter):
     kind = "dense"
 
     def load(self, meta: bool = False) -> None:
-        from transformers import AutoConfig, AutoModel
+        from transformers import AutoModel
 
         o = self.options
         st_spec = sentence_transformers_spec(model_files_dir(self.source))
         subfolder = st_spec.transformer_dir if st_spec else ""
-        config = AutoConfig.from_pretrained(self.source, trust_remote_code=o.trust_remote_code, subfolder=subfolder)
+        config = load_config(self.source, o.trust_remote_code, subfolder)
         self.spec = resolve_spec(self.source, st_spec, config, o.pooling, o.normalize, o.query_prompt)
         self.tokenizer = load_tokenizer(self.source, o.trust_remote_code, subfolder)
         require_trust(self.source, config, o.trust_remote_code)
@@ -278,8 +279,9 @@ class DenseExporter(Exporter):
             return lambda texts, batch_size: encoder.embed(texts, batch_size)
         return torchscript_runner(model_file, tokenizer_file, lambda m, f: m(f)["sentence_embedding"])
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        tolerance = 1 - MIN_COSINE if self.options.tolerance is None else self.options.tolerance
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = 1 - MIN_COSINE if self.options.tolerance is None else self.options.tolerance
         return compare_vectors(name, reference, runs, 1 - tolerance)
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:

@@ -24,20 +24,32 @@ def write_torchscript(wrapper: torch.nn.Module, args: tuple, path: Path) -> None
 
 
 def write_graph(
-    fmt: str, wrapper: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
+    fmt: str,
+    wrapper: torch.nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    fold_constants: bool = True,
 ) -> list[Path]:
     """TorchScript traced on `args`, or ONNX with these input / output names; the files written."""
     if fmt == "torchscript":
         write_torchscript(wrapper, args, path)
         return [path]
-    return write_onnx(wrapper, args, path, input_names, output_names)
+    return write_onnx(wrapper, args, path, input_names, output_names, fold_constants)
 
 
 def write_onnx(
-    wrapper: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
+    wrapper: torch.nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    fold_constants: bool = True,
 ) -> list[Path]:
     """Export with dynamic batch and sequence axes; returns the files written (the graph, and its external data
-    file when the weights pass the 2 GiB protobuf limit).
+    file when the weights pass the 2 GiB protobuf limit). `fold_constants=False` keeps fp16-stored weights'
+    casts in the graph (folding them would store the weights in fp32 again).
 
     DJL feeds ml-commons' inputs by name and insists that the graph declares every one of them, so an input the
     graph ignores (the exporter drops unused inputs) is declared again as an unused int64 [batch, sequence] input.
@@ -60,6 +72,7 @@ def write_onnx(
             dynamic_axes=dynamic,
             opset_version=ONNX_OPSET,
             dynamo=False,
+            do_constant_folding=fold_constants,
         )
         model = onnx.load(str(raw))
     present = {i.name for i in model.graph.input}

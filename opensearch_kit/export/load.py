@@ -31,6 +31,42 @@ def model_files_dir(model_path: str) -> Path:
         ) from e
 
 
+def load_config(model_path: str, trust_remote_code: bool = False, subfolder: str = ""):
+    """The checkpoint's config; a KitError naming the fix for a folder that is no model, remote code the user has
+    not trusted, or an architecture this transformers does not know."""
+    from transformers import AutoConfig
+
+    local = Path(model_path).expanduser()
+    if model_path.startswith(("/", ".", "~")) and not local.is_dir():
+        raise KitError(f"no model folder at {model_path}", "pass the folder that holds the model's config.json")
+    not_a_model = KitError(
+        f"{model_path} is not a Hugging Face model (no readable {Path(subfolder) / 'config.json'})",
+        "pass the folder that holds the model's config.json, tokenizer and weights",
+    )
+    if local.is_dir() and not (local / subfolder / "config.json").is_file():
+        raise not_a_model
+    try:
+        return AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, subfolder=subfolder)
+    except OSError as e:
+        raise not_a_model from e
+    except (ValueError, KeyError) as e:
+        if "trust_remote_code" in str(e):
+            raise KitError(f"{model_path} ships its own model code", "pass --trust-remote-code if you trust it") from e
+        raise unsupported(model_path, e) from e
+
+
+def unsupported(model_path: str, cause: Exception) -> KitError:
+    """A model whose architecture the installed transformers cannot build (or not as this kind)."""
+    from transformers import __version__
+
+    return KitError(
+        f"{model_path}: architecture not supported by transformers {__version__} ({str(cause).splitlines()[0]})",
+        "upgrade transformers (pip install -U transformers), pass --trust-remote-code for a model with its own "
+        "code, or check that the model is of this kind (sparse: *ForMaskedLM, dense: an encoder, reranker: a "
+        "cross-encoder or yes/no LLM)",
+    )
+
+
 def load_tokenizer(model_path: str, trust_remote_code: bool = False, subfolder: str = ""):
     """The model's fast tokenizer; ML Commons needs its tokenizer.json."""
     from transformers import AutoTokenizer
@@ -87,7 +123,15 @@ def from_pretrained(auto, model_path: str, config, *, meta: bool, subfolder: str
         with torch.device("meta"):
             model = auto.from_config(config, **kwargs)
     else:
-        model = auto.from_pretrained(model_path, subfolder=subfolder, **kwargs)
+        try:
+            model = auto.from_pretrained(model_path, subfolder=subfolder, **kwargs)
+        except ValueError as e:
+            raise unsupported(model_path, e) from e
+        except OSError as e:
+            raise KitError(
+                f"cannot read the weights of {model_path}: {str(e).splitlines()[0]}",
+                "the folder needs its *.safetensors (or pytorch_model.bin) files, complete",
+            ) from e
     model.eval()
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False

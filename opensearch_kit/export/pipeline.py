@@ -8,6 +8,7 @@ final graph's outputs, recorded as what the cluster must return -> zip, register
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,14 +18,18 @@ import torch
 
 from opensearch_kit.artifact import FORMATS, Artifact, default_name, write_artifact, write_report
 from opensearch_kit.errors import KitError
-from opensearch_kit.export.graph import check_size, write_graph, write_torchscript
+from opensearch_kit.export.graph import check_size, estimated_bytes, write_graph, write_torchscript
 from opensearch_kit.export.load import model_shape, save_tokenizer
-from opensearch_kit.export.quantize import fp16_weights, int8_in_place
+from opensearch_kit.export.memory import check_memory
+from opensearch_kit.export.quantize import fp16_storage, fp16_weights, int8_in_place
+from opensearch_kit.progress import progress_bar
 from opensearch_kit.verify.compare import batch_runs
 
 DTYPES = ("fp32", "fp16")
 QUANTIZATIONS = ("int8",)
 Runner = Callable[[list, int], np.ndarray]
+# fp16 exports of models with more fp32 weights than this write no fp32 graph (see run_export): 1.7B -> <= 10 GB
+LEAN_ABOVE_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,9 @@ class Exporter:
         """run(items, batch_size) -> outputs through the saved graph, tokenized with the exported tokenizer.json."""
         raise NotImplementedError
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        """A parity result (with ok, as_dict(), summary()) of the saved graph's runs against the reference."""
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        """A parity result (with ok, as_dict(), summary()) of the saved graph's runs against the reference, within
+        `tolerance` (by default the user's --tolerance, else the kind's fp32 bound)."""
         raise NotImplementedError
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:
@@ -143,10 +149,18 @@ class Exporter:
         """Lines for people about this export (shown after the parity figures)."""
         return []
 
+    def release(self) -> None:
+        """Drop the loaded model once its graph is written (the hooks after it use no weights)."""
+        self.model = None
 
-def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = None) -> Artifact:
+
+def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = None, progress: bool = True) -> Artifact:
     """Export, zip, write the register body and report (with the export's `fingerprint`, when given); a KitError
-    with the figures when parity fails."""
+    with the figures when parity fails, or before loading any weight when the machine lacks the memory.
+
+    A reduced-precision (fp16) export of a model whose fp32 weights pass `LEAN_ABOVE_BYTES` is memory-bounded:
+    it writes no fp32 graph (the reference outputs come from the eager fp32 model, which is then turned fp16 in
+    place, written, and freed before the graph is loaded and checked)."""
     options = exporter.options
     options.check()
     fmt = options.format
@@ -155,70 +169,128 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     exporter.load(meta=True)
     estimated = check_size(exporter.module(), fmt, options.dtype, options.quantize)
-    exporter.load()
-    module = exporter.module().eval()
-    tokenizer_file = out_dir / "tokenizer.json"
-    save_tokenizer(exporter.server_tokenizer(), exporter.max_length, tokenizer_file)
-    items = exporter.samples()
-    reference = exporter.reference(module, items)
-    wrapper, args, input_names, output_names = exporter.graph(fmt, module)
-    model_file = out_dir / f"{name}{FORMATS[fmt][1]}"
-    members = write_graph(fmt, wrapper, args, model_file, input_names, output_names)
-    run = exporter.runner(fmt, model_file, tokenizer_file)
-    parity = exporter.compare(f"{fmt} fp32", reference, batch_runs(run, items))
-    report: dict = {
-        "kind": exporter.kind,
-        "model": exporter.source,
-        "format": fmt,
-        "dtype": options.dtype,
-        "quantize": options.quantize,
-        "model_file": model_file.name,
-        "max_length": exporter.max_length,
-        "estimated_model_bytes": estimated,
-        "shape": model_shape(exporter.model.config),
-        **exporter.details(),
-        "parity": parity.as_dict(),
-    }
-    if not parity.ok:
-        path = write_report(out_dir, name, report)
-        raise KitError(
-            f"parity check failed: {parity.summary()}",
-            f"the exported graph differs from the original; details in {path}",
+    fp32_bytes = estimated_bytes(exporter.module(), "fp32", None)
+    lean_possible = fp32_bytes > LEAN_ABOVE_BYTES
+    lean = options.variant == "fp16" and lean_possible
+    check_memory(exporter.source, fp32_bytes, f"{fmt} {options.variant}", lean, lean_possible)
+    steps = ["load weights", "reference outputs", f"write {fmt}", "parity", "expected outputs", "zip"]
+    with progress_bar(len(steps), desc=f"export {name}", unit="step", enabled=progress) as bar:
+
+        def step(done: str) -> None:
+            bar.set_description(f"export {name} ({done} done)", refresh=False)
+            bar.update(1)
+
+        exporter.load()
+        step(steps[0])
+        module = exporter.module().eval()
+        tokenizer_file = out_dir / "tokenizer.json"
+        save_tokenizer(exporter.server_tokenizer(), exporter.max_length, tokenizer_file)
+        items = exporter.samples()
+        reference = exporter.reference(module, items)
+        step(steps[1])
+        model_file = out_dir / f"{name}{FORMATS[fmt][1]}"
+        report: dict = {
+            "kind": exporter.kind,
+            "model": exporter.source,
+            "format": fmt,
+            "dtype": options.dtype,
+            "quantize": options.quantize,
+            "model_file": model_file.name,
+            "max_length": exporter.max_length,
+            "estimated_model_bytes": estimated,
+            "memory_bounded": lean,
+            "shape": model_shape(exporter.model.config),
+            **exporter.details(),
+        }
+        if lean:
+            members = write_lean(exporter, module, fmt, model_file)
+            del module  # the last reference to the torch model: freed before its graph is loaded
+            gc.collect()
+            run = exporter.runner(fmt, model_file, tokenizer_file)
+            step(steps[2])
+            outputs = np.asarray(run(items, 1))
+            # No fp32 graph: the parity check holds the fp16 graph's batched outputs to its one-at-a-time ones,
+            # at the precision the cluster is held to; reduced_quality compares it with the fp32 original.
+            parity = exporter.compare(
+                f"{fmt} {options.variant} batched", outputs, batch_runs(run, items), tolerance_of(exporter, "fp16")
+            )
+        else:
+            wrapper, args, input_names, output_names = exporter.graph(fmt, module)
+            members = write_graph(fmt, wrapper, args, model_file, input_names, output_names)
+            step(steps[2])
+            run = exporter.runner(fmt, model_file, tokenizer_file)
+            parity = exporter.compare(f"{fmt} fp32", reference, batch_runs(run, items))
+        step(steps[3])
+        report["parity"] = parity.as_dict()
+        if not parity.ok:
+            path = write_report(out_dir, name, report)
+            raise KitError(
+                f"parity check failed: {parity.summary()}",
+                f"the exported graph differs from the original; details in {path}",
+            )
+        variant = options.variant
+        if variant != "fp32" and not lean:
+            report["fp32_model_bytes"] = sum(f.stat().st_size for f in members)
+            del run  # the fp32 graph's runtime, before the reduced graph is written and loaded
+            members = write_reduced(fmt, options.quantize, wrapper, args, model_file)
+            del wrapper, module
+            exporter.release()
+            run = exporter.runner(fmt, model_file, tokenizer_file)
+        if not lean:
+            outputs = np.asarray(run(items, 1))
+        if variant != "fp32":
+            report["reduced_quality"] = {"name": f"{fmt} {variant}", **exporter.quality(reference, outputs)}
+        report["cluster_bounds"] = exporter.cluster_bounds(variant)
+        report["expected"] = exporter.expected(items, outputs, run)
+        del run
+        step(steps[4])
+        report["notes"] = exporter.notes() + (
+            ["memory-bounded export: no fp32 graph was written; the fp16 graph's quality against the fp32 original "
+             "is reduced_quality"] if lean else []
+        )  # fmt: skip
+        artifact = write_artifact(
+            out_dir,
+            name,
+            members=members,
+            tokenizer_file=tokenizer_file,
+            kind=exporter.kind,
+            fmt=fmt,
+            description=f"{exporter.description} exported by opensearch-kit from {exporter.source}",
+            report=report,
+            model_config=exporter.model_config(),
+            fingerprint=fingerprint,
         )
-    variant = options.variant
-    if variant != "fp32":
-        report["fp32_model_bytes"] = sum(f.stat().st_size for f in members)
-        members = write_reduced(fmt, options.quantize, wrapper, args, model_file)
-        run = exporter.runner(fmt, model_file, tokenizer_file)
-    outputs = np.asarray(run(items, 1))
-    if variant != "fp32":
-        report["reduced_quality"] = {"name": f"{fmt} {variant}", **exporter.quality(reference, outputs)}
-    report["cluster_bounds"] = exporter.cluster_bounds(variant)
-    report["expected"] = exporter.expected(items, outputs, run)
-    report["notes"] = exporter.notes()
-    return write_artifact(
-        out_dir,
-        name,
-        members=members,
-        tokenizer_file=tokenizer_file,
-        kind=exporter.kind,
-        fmt=fmt,
-        description=f"{exporter.description} exported by opensearch-kit from {exporter.source}",
-        report=report,
-        model_config=exporter.model_config(),
-        fingerprint=fingerprint,
-    )
+        step(steps[5])
+    return artifact
+
+
+def tolerance_of(exporter: Exporter, variant: str) -> float:
+    """The kind's parity tolerance equal to its cluster bound for `variant` (dense: 1 - the minimum cosine)."""
+    bounds = exporter.cluster_bounds(variant)
+    return bounds["max_abs_diff"] if "max_abs_diff" in bounds else 1 - bounds["min_cosine"]
+
+
+def write_lean(exporter: Exporter, module: torch.nn.Module, fmt: str, model_file: Path) -> list[Path]:
+    """Write the fp16 graph straight from the fp32 model turned fp16 in place (TorchScript: fp16 weights and
+    compute; ONNX: fp16 weights cast to fp32 in the graph) and drop the exporter's hold on the model, so that once
+    the caller drops `module` no torch weights are left: never the torch model, an fp32 graph and a runtime
+    session at once. The files to zip."""
+    if fmt == "onnx":
+        fp16_storage(module)
+    else:
+        module.half()
+    wrapper, args, input_names, output_names = exporter.graph(fmt, module)
+    members = write_graph(fmt, wrapper, args, model_file, input_names, output_names, fold_constants=False)
+    exporter.release()
+    return members
 
 
 def write_reduced(fmt: str, quantize: str | None, wrapper: torch.nn.Module, args: tuple, model_file: Path) -> list:
-    """Replace a checked fp32 graph by its smaller form (TorchScript: re-traced with fp16 weights and compute;
-    ONNX: per-channel dynamic int8, or fp16 weight storage); the files to zip."""
+    """Replace a checked fp32 graph by its smaller form (TorchScript: `wrapper` turned fp16 for good and re-traced,
+    fp16 weights and compute; ONNX: per-channel dynamic int8, or fp16 weight storage); the files to zip."""
     if fmt == "torchscript":
-        wrapper.half()
-        try:
-            write_torchscript(wrapper, args, model_file)
-        finally:
-            wrapper.float()
+        wrapper.half()  # in place, for good: the fp32 weights are not needed again
+        write_torchscript(wrapper, args, model_file)
         return [model_file]
     return int8_in_place(model_file, per_channel=True) if quantize == "int8" else fp16_weights(model_file)
 

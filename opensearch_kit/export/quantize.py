@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 
 from opensearch_kit.export.graph import save_onnx
 
@@ -55,3 +56,26 @@ def fp16_weights(model_file: Path, min_elements: int = 4096) -> list[Path]:
     del graph.node[:]
     graph.node.extend(nodes)
     return save_onnx(model, model_file)
+
+
+class ToFloat(torch.nn.Module):
+    """The parametrization `fp16_storage` puts on a weight: its fp16 storage, cast to fp32 where it is used."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.float()
+
+
+def fp16_storage(module: torch.nn.Module, min_elements: int = 4096) -> None:
+    """Store `module`'s large float weights as fp16, in place, each cast to fp32 where the forward uses it: an
+    ONNX export then holds fp16 initializers and Cast nodes (what `fp16_weights` makes of an fp32 graph) with
+    no fp32 copy of the weights in memory. A weight shared by several modules stays one fp16 tensor."""
+    from torch.nn.utils import parametrize
+
+    halves: dict[int, torch.nn.Parameter] = {}
+    for owner in list(module.modules()):
+        for name, param in list(owner.named_parameters(recurse=False)):
+            if param.dtype != torch.float32 or param.numel() < min_elements:
+                continue
+            half = halves.setdefault(id(param), torch.nn.Parameter(param.detach().half(), requires_grad=False))
+            setattr(owner, name, half)
+            parametrize.register_parametrization(owner, name, ToFloat(), unsafe=True)

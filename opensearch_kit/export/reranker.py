@@ -26,7 +26,7 @@ import torch
 
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.dense import example_inputs, pool
-from opensearch_kit.export.load import from_pretrained, load_tokenizer, require_trust, truncation_length
+from opensearch_kit.export.load import from_pretrained, load_config, load_tokenizer, require_trust, truncation_length
 from opensearch_kit.export.pipeline import Exporter, Runner, torchscript_runner
 from opensearch_kit.verify.compare import compare_scores, score_quality
 from opensearch_kit.verify.samples import RERANK_QUERIES, SAMPLE_TEXTS
@@ -110,9 +110,9 @@ def load_reranker(
     meta: bool = False,
 ) -> LoadedReranker:
     """Load the reranker (`meta`: the architecture only, to size it)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    config = load_config(model_path, trust_remote_code)
     kind = reranker_kind(model_path, config)
     tokenizer = load_tokenizer(model_path, trust_remote_code)
     require_trust(model_path, config, trust_remote_code)
@@ -260,10 +260,14 @@ class RerankerExporter(Exporter):
         run = torchscript_runner(model_file, tokenizer_file, lambda m, f: m(*(f[n] for n in INPUTS)))
         return lambda pairs, batch_size: run(pairs, batch_size)[:, 0]
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        return compare_scores(
-            name, reference, runs, TOLERANCE if self.options.tolerance is None else self.options.tolerance
-        )
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
+        return compare_scores(name, reference, runs, tolerance)
+
+    def release(self) -> None:
+        self.loaded.model = None
+        super().release()
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:
         return score_quality(reference, reduced)

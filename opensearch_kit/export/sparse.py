@@ -2,8 +2,9 @@
 custom-code model whose `AutoModel` returns `(sparse_repr, ...)`.
 
 The graph takes {input_ids, attention_mask} (ONNX: ML Commons' names `input1.input_ids`, `input1.attention_mask`)
-and returns one [batch, vocab] tensor `output`: log(1+relu(logits)) max-pooled over unmasked tokens, special tokens
-and unindexable (dotted) tokens zeroed, optional in-graph pruning.
+and returns one [batch, vocab] tensor `output`: log(1+relu(logits)) max-pooled over unmasked tokens, special tokens,
+unindexable (dotted) tokens and the ids of a padded vocabulary that the tokenizer lacks zeroed, optional in-graph
+pruning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.export.load import from_pretrained, load_tokenizer, require_trust, truncation_length
+from opensearch_kit.export.load import from_pretrained, load_config, load_tokenizer, require_trust, truncation_length
 from opensearch_kit.export.pipeline import Exporter, Runner, torchscript_runner
 from opensearch_kit.export.sparse_head import BlockedMax, detach_decoder
 from opensearch_kit.verify.compare import compare_sparse, sparse_quality
@@ -32,7 +33,15 @@ CLUSTER_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 0.1}
 def dotted_token_ids(tokenizer, vocab_size: int) -> list[int]:
     """Ids whose decoded token contains a dot. neural-search 3.x unflattens dotted keys of the sparse_encoding
     processor's output ("a.b" becomes {"a": {"b": w}}, "." is refused), so such tokens cannot be indexed."""
-    return [i for i in range(vocab_size) if "." in tokenizer.decode([i], skip_special_tokens=True)]
+    known = set(tokenizer.get_vocab().values())
+    return [i for i in sorted(known) if i < vocab_size and "." in tokenizer.decode([i], skip_special_tokens=True)]
+
+
+def missing_token_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Output ids the tokenizer has no token for: the rows a padded vocabulary adds (ModernBERT-base: 50,368 rows
+    for 50,280 tokens). ML Commons cannot decode them, so the graph zeroes them like special tokens."""
+    known = set(tokenizer.get_vocab().values())
+    return [i for i in range(vocab_size) if i not in known]
 
 
 class SparseEncoderModule(torch.nn.Module):
@@ -56,6 +65,7 @@ class SparseEncoderModule(torch.nn.Module):
         keep = torch.ones(vocab_size)
         keep[[i for i in tokenizer.all_special_ids if i < vocab_size]] = 0
         keep[dotted_token_ids(tokenizer, vocab_size)] = 0
+        keep[missing_token_ids(tokenizer, vocab_size)] = 0
         self.register_buffer("keep", keep)
         self.prune_ratio = float(prune_ratio)
 
@@ -108,21 +118,15 @@ class SparseExporter(Exporter):
     description = "SPLADE sparse encoder"
 
     def load(self, meta: bool = False) -> None:
-        from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+        from transformers import AutoModel, AutoModelForMaskedLM
 
         trust = self.options.trust_remote_code
-        config = AutoConfig.from_pretrained(self.source, trust_remote_code=trust)
+        config = load_config(self.source, trust)
         self.tokenizer = load_tokenizer(self.source)
         require_trust(self.source, config, trust)
         self.custom_head = "AutoModel" in (getattr(config, "auto_map", None) or {})
         auto = AutoModel if self.custom_head else AutoModelForMaskedLM
-        try:
-            self.model = from_pretrained(auto, self.source, config, meta=meta, trust_remote_code=trust)
-        except ValueError as e:
-            raise KitError(
-                f"{self.source} is not a masked-LM sparse encoder: {e}",
-                "export sparse needs a *ForMaskedLM SPLADE model or a custom sparse model",
-            ) from e
+        self.model = from_pretrained(auto, self.source, config, meta=meta, trust_remote_code=trust)
         self.max_length = truncation_length(config, self.tokenizer, self.options.max_length)
         self.vocab_size = int(config.vocab_size) if meta else self._probe_vocab()
         # The blocked head needs real weights to check itself; a size check (meta) only needs the vocabulary.
@@ -142,6 +146,10 @@ class SparseExporter(Exporter):
                 "this does not look like a SPLADE-style sparse encoder",
             )
         return int(out.shape[-1])
+
+    def release(self) -> None:
+        self.head = None  # shares the decoder's weight
+        super().release()
 
     def module(self) -> SparseEncoderModule:
         return SparseEncoderModule(
@@ -183,8 +191,9 @@ class SparseExporter(Exporter):
         feeds = ("input_ids", "attention_mask")
         return torchscript_runner(model_file, tokenizer_file, lambda m, f: m({k: f[k] for k in feeds})["output"])
 
-    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray]):
-        tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
+    def compare(self, name: str, reference: np.ndarray, runs: dict[int, np.ndarray], tolerance: float | None = None):
+        if tolerance is None:
+            tolerance = TOLERANCE if self.options.tolerance is None else self.options.tolerance
         return compare_sparse(name, reference, runs, tolerance)
 
     def quality(self, reference: np.ndarray, reduced: np.ndarray) -> dict:
@@ -206,14 +215,24 @@ class SparseExporter(Exporter):
         return {
             "prune_ratio": self.options.prune_ratio,
             "vocab_size": self.vocab_size,
+            "tokenizer_size": len(self.tokenizer),
+            # ids of a padded vocabulary that the tokenizer lacks: zeroed in the graph, never in an output
+            "masked_missing_ids": len(missing_token_ids(self.tokenizer, self.vocab_size)),
             "blocked_head": self.head is not None,
             "head_block_width": self.head.block_width if self.head is not None else None,
         }
 
     def notes(self) -> list[str]:
+        missing = len(missing_token_ids(self.tokenizer, self.vocab_size))
+        notes = (
+            [f"{missing} of the model's {self.vocab_size} output ids have no token in the tokenizer (a padded "
+             "vocabulary): they are zeroed in the graph, like special tokens"]
+            if missing
+            else []
+        )  # fmt: skip
         if self.options.format != "onnx":
-            return []
-        return [
+            return notes
+        return notes + [
             "ONNX: ML Commons 3.6 serves SPARSE_ENCODING from ONNX (inputs input1.input_ids, input1.attention_mask); "
             "the same file powers opensearch_kit.runtime.SparseEncoder locally"
         ]

@@ -29,6 +29,14 @@ CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHU
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
 SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
+# Upload pacing: before each chunk, wait (up to HEAP_WAIT_S) while a node's parent circuit breaker is above this
+# share of its limit (it trips at 95 %). Each 10 MB chunk leaves the node tens of MB of short-lived heap (the
+# body, its base64 copy, the indexed document); back to back they can outrun the garbage collector of a small
+# heap (2 GiB: HTTP 429 at chunk 173 of a 3.4 GB zip). An idle node does not collect, so waiting long is useless
+# (pausing at 75 % of a 2 GiB heap cut the upload to 0.6 MB/s): a 429 past the pause is retried with backoff.
+HEAP_PAUSE_RATIO = 0.9
+HEAP_WAIT_S = 5.0
+BIG_MODEL_HEAP = "a model over 1 GB wants a node heap of 4 GB or more (opensearch-kit cluster start --heap 4g)"
 BREAKER_FIX = (
     "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
     "jvm_heap_memory_threshold / disk_free_space_threshold"
@@ -190,6 +198,7 @@ class MLCommons:
                 for n in range(total):
                     chunk = f.read(chunk_size)
                     if n not in done or n == total - 1:
+                        self.wait_for_heap()
                         self._call(
                             lambda n=n, chunk=chunk: self.api.upload_chunk(
                                 model_id=model_id, chunk_number=n, body=chunk
@@ -211,6 +220,32 @@ class MLCommons:
             raise error from e
         return sent
 
+    def heap_use(self) -> float | None:
+        """The highest share of its parent circuit breaker's limit any node uses now (None: not readable)."""
+        try:
+            nodes = self.transport.request(
+                "GET", "/_nodes/stats/breaker", params={"filter_path": "nodes.*.breakers.parent"}
+            ).get("nodes", {})
+        except KitError:
+            return None
+        shares = [
+            p["estimated_size_in_bytes"] / p["limit_size_in_bytes"]
+            for node in nodes.values()
+            if (p := node.get("breakers", {}).get("parent")) and p.get("limit_size_in_bytes")
+        ]
+        return max(shares, default=None)
+
+    def wait_for_heap(self, ratio: float = HEAP_PAUSE_RATIO, wait_s: float = HEAP_WAIT_S) -> float:
+        """Pace an upload: wait (at most `wait_s`) while a node's heap is above `ratio` of its parent breaker's
+        limit, so the chunks never trip it (HTTP 429); the seconds waited."""
+        began = time.monotonic()
+        while time.monotonic() - began < wait_s:
+            share = self.heap_use()
+            if share is None or share < ratio:
+                break
+            time.sleep(0.25)
+        return time.monotonic() - began
+
     def _abandon(self, model_id: str, what: str, cause: BaseException) -> KitError | None:
         """Delete a half-registered model; the error to raise says whether that worked (None: re-raise `cause`)."""
         try:
@@ -224,8 +259,9 @@ class MLCommons:
         reason = cause.message if isinstance(cause, KitError) else f"{type(cause).__name__}: {cause}"
         return KitError(f"{what} ({reason}); {left}", fix)
 
-    def wait_task(self, task_id: str, timeout: float = 600) -> dict:
-        """Poll a task until it completes; a KitError with the server's reason when it fails."""
+    def wait_task(self, task_id: str, timeout: float = 600, tick=None) -> dict:
+        """Poll a task until it completes (`tick(seconds)` after each wait); a KitError with the server's reason
+        when it fails."""
         deadline = time.monotonic() + timeout
         while True:
             task = self._call(lambda: self.api.get_task(task_id=task_id), f"task {task_id}", retry=True)
@@ -239,14 +275,16 @@ class MLCommons:
                     "raise --timeout, or check the node logs",
                 )
             time.sleep(1)
+            if tick:
+                tick(1)
 
-    def deploy(self, model_id: str, timeout: float = 600) -> bool:
-        """Deploy a registered model and wait until it serves; False when a node already served it (True when it
-        came to serve during the call, whoever deployed it). After a node restart a model's record may say
-        DEPLOYED (or DEPLOY_FAILED) while no node holds it: it is deployed again, and one ML Commons is
-        redeploying itself (DEPLOYING) is waited for; both say so on stderr."""
-        deadline = time.monotonic() + timeout
+    def deploy(self, model_id: str, timeout: float | None = None, progress: bool = False) -> bool:
+        """Deploy a registered model and wait until it serves (`timeout`: by default `deploy_timeout` of its size);
+        False when a node already served it (True when it came to serve during the call, whoever deployed it).
+        After a node restart a model's record may say DEPLOYED (or DEPLOY_FAILED) while no node holds it: it is
+        deployed again, and one ML Commons is redeploying itself (DEPLOYING) is waited for; both say so on stderr."""
         model = self.get(model_id)
+        deadline = time.monotonic() + (timeout or deploy_timeout(int(model.get("model_content_size_in_bytes") or 0)))
         about = f"model {model_id} ({model.get('name', '?')})"
         waited = model.get("model_state") == "DEPLOYING"
         if waited:
@@ -259,7 +297,8 @@ class MLCommons:
                         model.get("model_state"))  # fmt: skip
         task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
         try:
-            self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()))
+            with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
+                self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=bar.update)
         except KitError:
             self._settled(model_id, deadline)  # a deploy beside ours (ML Commons' own) may have won the race
             if not self.loaded(model_id):
@@ -275,7 +314,7 @@ class MLCommons:
             model = self.get(model_id)
         return model
 
-    def restore(self, model_id: str, timeout: float = 600) -> bool:
+    def restore(self, model_id: str, timeout: float | None = None) -> bool:
         """Have a model that served before a node restart serve again (`deploy`); False when it serves, or was
         never deployed or deliberately undeployed (REGISTERED, UNDEPLOYED: left as they are)."""
         if self.get(model_id).get("model_state") in ("REGISTERED", "UNDEPLOYED"):
@@ -292,14 +331,17 @@ class MLCommons:
         """Register a model on a connector (function_name "remote"); its id."""
         return self._call(lambda: self.api.register_model(body=body), "register remote model")["model_id"]
 
-    def predict(self, model_id: str, body: dict, function: str | None = None) -> dict:
+    def predict(self, model_id: str, body: dict, function: str | None = None, timeout: float | None = None) -> dict:
         """_predict; `function` (text_embedding, sparse_encoding, ...) says how to read `body`, which a remote
-        model needs (without it ML Commons reads a remote model's body as connector parameters)."""
+        model needs (without it ML Commons reads a remote model's body as connector parameters); `timeout`: the
+        read timeout of this call (the client's by default). Never retried: a slow answer is no transient fault,
+        and each retry would queue one more inference on the node."""
+        extra = {"request_timeout": timeout} if timeout else {}
         if function:
-            call = lambda: self.api.predict(algorithm_name=function, model_id=model_id, body=body)  # noqa: E731
+            call = lambda: self.api.predict(algorithm_name=function, model_id=model_id, body=body, **extra)  # noqa: E731
         else:
-            call = lambda: self.api.predict_model(model_id=model_id, body=body)  # noqa: E731
-        return self._call(call, f"predict {model_id}", True)
+            call = lambda: self.api.predict_model(model_id=model_id, body=body, **extra)  # noqa: E731
+        return self._call(call, f"predict {model_id}")
 
     def get(self, model_id: str) -> dict:
         """The model's record; ModelNotFound when ML Commons has none with this id."""
@@ -324,6 +366,12 @@ class MLCommons:
             self.transport.call(lambda: self.api.delete_model(model_id=model_id), f"delete {model_id}")
         except NotFound:
             pass
+
+
+def deploy_timeout(size_bytes: int) -> float:
+    """Seconds a deploy may take: 600, plus 300 per GB past the first (a 3.4 GB model gets 1,320 s): the node
+    unzips, reads and loads every byte, on a CPU other work shares."""
+    return 600 + 300 * max(0.0, size_bytes / 1e9 - 1)
 
 
 def fingerprint_group(fingerprint: str) -> str:
@@ -362,7 +410,7 @@ def explain(e: ClusterError) -> ClusterError:
     elif "no eligible node" in text or "only_run_on_ml_node" in text or "ml node" in text:
         e.fix = "add a node with the ml role, or set plugins.ml_commons.only_run_on_ml_node: false"
     elif "circuit" in text or "memory" in text or "disk" in text:
-        e.fix = BREAKER_FIX
+        e.fix = f"{BREAKER_FIX}; {BIG_MODEL_HEAP}"
     elif "trusted connector endpoint" in text:
         e.fix = "add the server's URL to plugins.ml_commons.trusted_connector_endpoints_regex (or --allow-endpoint)"
     elif "private ip" in text:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import TransportError
+from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
 from opensearch_kit.errors import (
     AuthError,
@@ -23,6 +23,7 @@ from opensearch_kit.errors import (
     ModelNotFound,
     NotFound,
     PipelineNotFound,
+    Timeout,
     TlsError,
     Unreachable,
 )
@@ -74,6 +75,11 @@ class Transport:
         for attempt in range(attempts):
             try:
                 return fn()
+            except ConnectionTimeout as e:
+                error = Timeout(
+                    f"{what}: no answer from {self.url} within the read timeout ({e.info or e})",
+                    "the cluster is busy or the call is slow: wait and run it again, or raise the timeout",
+                )
             except OSConnectionError as e:
                 error: KitError = self.unreachable(e)
             except TransportError as e:

@@ -51,10 +51,11 @@ def decoded_vocab(tokenizer: Tokenizer) -> dict[int, str]:
 
 
 def token_weights(vocab: dict[int, str], vector: np.ndarray) -> dict[str, float]:
-    """{token: weight} for the non-zero entries, as ML Commons builds it (a later id wins a shared string)."""
+    """{token: weight} for the non-zero entries, as ML Commons builds it (a later id wins a shared string); an id
+    the tokenizer lacks (a padded vocabulary's extra rows, which kit exports zero) is left out."""
     weights: dict[str, float] = {}
     for i in np.flatnonzero(vector):
-        token = vocab[int(i)]
+        token = vocab.get(int(i))
         if token:
             weights[token] = float(vector[i])
     return weights

@@ -3,69 +3,132 @@ recorded (its report's `expected`), within the bounds the report sets for its pr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 from opensearch_kit.artifact import Artifact
-from opensearch_kit.errors import KitError
+from opensearch_kit.errors import KitError, Timeout
 from opensearch_kit.opensearch.ml import MLCommons
 from opensearch_kit.verify.compare import compare_token_weights, cosines
 from opensearch_kit.verify.samples import PROBE
 
 LOCAL_MIN_COSINE = 0.99  # a local dense encoder of another model scores near 0; reduced-precision exports stay above
+T = TypeVar("T")
+
+
+def check_budget(model_bytes: int) -> float:
+    """Seconds the in-cluster check may take: 120, plus 60 per GB of model (a 3.4 GB model gets 324 s)."""
+    return 120 + 60 * model_bytes / 1e9
+
+
+class PredictClock:
+    """Runs the in-cluster check's predictions one at a time against a time budget. A slow answer is no transient
+    fault: nothing is retried, and when the next call would pass the budget (or one call gets no answer within
+    what is left of it) the check stops with the measured per-call time and the ways to serve such a model."""
+
+    def __init__(self, model_id: str, total: int, budget: float):
+        self.model_id = model_id
+        self.total = total
+        self.budget = budget
+        self.times: list[float] = []
+        self.began = time.monotonic()
+
+    def __call__(self, predict: Callable[[float], T]) -> T:
+        """`predict(timeout)`'s answer, timed."""
+        spent = time.monotonic() - self.began
+        if self.times and spent + max(self.times) > self.budget:
+            raise self.too_slow(f"{len(self.times)} of {self.total} passages took {spent:.0f} s")
+        started = time.monotonic()
+        try:
+            answer = predict(max(1.0, self.budget - spent))
+        except Timeout as e:
+            waited = time.monotonic() - started
+            raise self.too_slow(f"one passage got no answer within {waited:.0f} s") from e
+        self.times.append(time.monotonic() - started)
+        return answer
+
+    def too_slow(self, what: str) -> KitError:
+        per = f"{max(self.times):.1f} s per passage (slowest), " if self.times else ""
+        return KitError(
+            f"in-cluster check stopped after {self.budget:.0f} s: {what}; {per}ML Commons runs a local model on "
+            f"the data node's CPU, one thread per call, and this model is too slow there for search or ingest",
+            f"model {self.model_id} stays deployed; serve it with `opensearch-kit serve start` (batched, every core,"
+            " or --device cuda) and register that with `opensearch-kit deploy --remote URL`; or skip the check "
+            "with --no-check",
+        )
 
 
 def cluster_sparse_weights(
-    ml: MLCommons, model_id: str, texts: list[str], function: str = "sparse_encoding"
+    ml: MLCommons, model_id: str, texts: list[str], function: str = "sparse_encoding", timeout: float | None = None
 ) -> list[dict[str, float]]:
     """{token: weight} per text from a SPARSE_ENCODING / SPARSE_TOKENIZE model's _predict (local or remote: the
     responses of every result, in order)."""
-    results = ml.predict(model_id, {"text_docs": texts}, function)["inference_results"]
+    results = ml.predict(model_id, {"text_docs": texts}, function, timeout)["inference_results"]
     return [w for r in results for o in r["output"] for w in o["dataAsMap"]["response"]]
 
 
-def cluster_embeddings(ml: MLCommons, model_id: str, texts: list[str], content_type: str | None = None) -> list:
+def cluster_embeddings(
+    ml: MLCommons, model_id: str, texts: list[str], content_type: str | None = None, timeout: float | None = None
+) -> list:
     """sentence_embedding per text from a TEXT_EMBEDDING model's _predict (`content_type` query / passage for
     models registered with a prefix). Local models answer one result per text, remote ones one per batch."""
     body: dict = {"text_docs": texts, "return_number": True, "target_response": ["sentence_embedding"]}
     if content_type:
         body["parameters"] = {"content_type": content_type}
-    results = ml.predict(model_id, body, "text_embedding")["inference_results"]
+    results = ml.predict(model_id, body, "text_embedding", timeout)["inference_results"]
     return [o["data"] for r in results for o in r["output"]]
 
 
-def cluster_scores(ml: MLCommons, model_id: str, query: str, docs: list[str]) -> list[float]:
+def cluster_scores(ml: MLCommons, model_id: str, query: str, docs: list[str], timeout: float | None = None) -> list:
     """One score per document from a TEXT_SIMILARITY model's _predict."""
-    results = ml.predict(model_id, {"query_text": query, "text_docs": docs}, "text_similarity")["inference_results"]
+    body = {"query_text": query, "text_docs": docs}
+    results = ml.predict(model_id, body, "text_similarity", timeout)["inference_results"]
     return [o["data"][0] for r in results for o in r["output"]]
 
 
-def check_in_cluster(ml: MLCommons, model_id: str, artifact: Artifact) -> dict:
-    """Predict the export's sample texts through the deployed model and compare with its recorded outputs."""
+def check_in_cluster(ml: MLCommons, model_id: str, artifact: Artifact, budget: float | None = None) -> dict:
+    """Predict the export's sample texts through the deployed model, one at a time within `budget` seconds (by
+    default `check_budget` of the zip's size), and compare with its recorded outputs."""
     report = artifact.report
     if "expected" not in report:
         raise KitError(f"{artifact.report_path} records no expected outputs", "re-export with this opensearch-kit")
     check = {"sparse": _sparse, "sparse-tokenizer": _sparse, "dense": _dense, "reranker": _reranker}[artifact.kind]
-    return check(ml, model_id, report)
+    budget = budget or check_budget(artifact.zip_path.stat().st_size if artifact.zip_path.exists() else 0)
+    return check(ml, model_id, report, budget)
 
 
-def _sparse(ml: MLCommons, model_id: str, report: dict) -> dict:
+def _sparse(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
     """Same non-zero tokens, weights within the report's bound (1e-3 for fp32)."""
     expected = report["expected"]
     function = "sparse_tokenize" if report["kind"] == "sparse-tokenizer" else "sparse_encoding"
-    got = cluster_sparse_weights(ml, model_id, expected["texts"], function)
+    clock = PredictClock(model_id, len(expected["texts"]), budget)
+    got = [
+        w
+        for text in expected["texts"]
+        for w in clock(lambda t, text=text: cluster_sparse_weights(ml, model_id, [text], function, t))
+    ]
     return compare_token_weights(got, expected["weights"], report["cluster_bounds"]["max_abs_diff"])
 
 
-def _dense(ml: MLCommons, model_id: str, report: dict) -> dict:
+def _dense(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
     """Cosine to the recorded embeddings at least the report's bound (0.9999 for fp32), for passages and, when the
     model has a query prompt, queries (the server adds the prompts itself)."""
     expected = report["expected"]
     asymmetric = bool(report["query_prompt"] or report["passage_prompt"])
-    got = cluster_embeddings(ml, model_id, expected["texts"], "passage" if asymmetric else None)
+    calls = [(text, "passage" if asymmetric else None) for text in expected["texts"]]
     want = expected["passage_vectors"]
     if expected["query_vectors"]:
-        got += cluster_embeddings(ml, model_id, expected["texts"], "query")
+        calls += [(text, "query") for text in expected["texts"]]
         want = want + expected["query_vectors"]
+    clock = PredictClock(model_id, len(calls), budget)
+    got = [
+        v
+        for text, content in calls
+        for v in clock(lambda t, text=text, content=content: cluster_embeddings(ml, model_id, [text], content, t))
+    ]
     cos = cosines(np.asarray(want), np.asarray(got))
     required = report["cluster_bounds"]["min_cosine"]
     return {
@@ -78,15 +141,11 @@ def _dense(ml: MLCommons, model_id: str, report: dict) -> dict:
     }
 
 
-def _reranker(ml: MLCommons, model_id: str, report: dict) -> dict:
-    """|score diff| within the report's bound (1e-3 for fp32) on every sample pair, one _predict per query."""
+def _reranker(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
+    """|score diff| within the report's bound (1e-3 for fp32) on every sample pair, one _predict per pair."""
     pairs = report["expected"]["pairs"]
-    by_query: dict[str, list[int]] = {}
-    for i, (query, _) in enumerate(pairs):
-        by_query.setdefault(query, []).append(i)
-    got = np.zeros(len(pairs))
-    for query, rows in by_query.items():
-        got[rows] = cluster_scores(ml, model_id, query, [pairs[i][1] for i in rows])
+    clock = PredictClock(model_id, len(pairs), budget)
+    got = np.array([clock(lambda t, q=q, d=d: cluster_scores(ml, model_id, q, [d], t))[0] for q, d in pairs])
     diff = float(np.abs(got - np.asarray(report["expected"]["scores"])).max())
     tolerance = report["cluster_bounds"]["max_abs_diff"]
     return {"pairs": len(got), "max_abs_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}

@@ -1,0 +1,61 @@
+"""The memory an export needs, estimated from the parameter count before any weight is loaded, and the refusal
+when the machine has less available: a KitError with the figure and the alternatives, never an OOM kill."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from opensearch_kit.errors import KitError
+
+AVAILABLE_ENV = "OPENSEARCH_KIT_AVAILABLE_MEMORY"  # bytes; overrides /proc/meminfo (tests, containers)
+# Peak RSS as a multiple of the fp32 weights, measured on the seed shapes: a memory-bounded fp16 export holds the
+# fp32 model, then its fp16 graph and runtime (1.4x); the full path holds the fp32 model and the loaded fp32
+# graph (TorchScript 2x), ONNX also the exporter's copy and the runtime session (2.5x).
+PEAK_FACTOR = {"lean": 1.4, "torchscript": 2.0, "onnx": 2.5}
+RUNTIME_BYTES = 2 << 30  # python, torch, onnxruntime and activations (a 150M sparse ONNX export: 3.6 GB peak)
+
+
+def available_memory() -> int | None:
+    """Bytes the machine can give without swapping: $OPENSEARCH_KIT_AVAILABLE_MEMORY, else MemAvailable of
+    /proc/meminfo; None where neither is known."""
+    if os.environ.get(AVAILABLE_ENV):
+        return int(float(os.environ[AVAILABLE_ENV]))
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_bytes(fp32_bytes: int, fmt: str, lean: bool) -> int:
+    """Estimated peak RSS of an export whose model holds `fp32_bytes` of fp32 weights."""
+    return int(fp32_bytes * PEAK_FACTOR["lean" if lean else fmt]) + RUNTIME_BYTES
+
+
+def check_memory(source: str, fp32_bytes: int, form: str, lean: bool, lean_possible: bool) -> int:
+    """The estimated peak of exporting `source` as `form` ("onnx fp16"; `lean`: memory-bounded, which an fp16
+    export of this model would be when `lean_possible`); a KitError naming it and the alternatives when the
+    machine's available memory is below it."""
+    fmt = form.split()[0]
+    need = peak_bytes(fp32_bytes, fmt, lean)
+    have = available_memory()
+    if have is None or need <= have:
+        return need
+    gb = 1e9
+    lean_need = peak_bytes(fp32_bytes, fmt, True)
+    options = [f"--dtype fp16 (memory-bounded: about {lean_need / gb:.1f} GB)"] if lean_possible and not lean else []
+    raise KitError(
+        f"exporting {source} ({fp32_bytes / 4 / 1e9:.2f}B parameters) as {form} needs about {need / gb:.1f} GB of "
+        f"memory; {have / gb:.1f} GB is available",
+        "; ".join(
+            options
+            + [
+                "free memory (stop other exports, models or OpenSearch nodes on this machine) and run it again",
+                "export on a machine with more memory and copy the export folder here",
+                f"if the figure is wrong for this machine, set {AVAILABLE_ENV}=<bytes>",
+            ]
+        ),
+    )
