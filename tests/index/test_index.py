@@ -147,6 +147,7 @@ def test_every_search_pipeline_runs_a_real_query(client, transport, deployed_spl
         "prune": {"type": "max_ratio", "ratio": 0.1},
         "folds_ids": None,
         "id_limit": None,
+        "seismic": None,
     }
     assert set(meta.pipelines) == {"ingest", "hybrid", "hybrid_l2", "hybrid_zscore", "rrf", "two_phase"}
     mapping = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]

@@ -32,7 +32,9 @@ def test_index_parameters_reach_the_mapping_and_ingest_warms_up(client, deployed
     model_id, export_dir = deployed_splade
     index = fresh("seismic-params")
     seismic = Seismic(n_postings=50, cluster_ratio=0.2, summary_prune_ratio=0.5, approximate_threshold=0)
-    meta = create_index(client, index, model_id, sparse_type="sparse_vector", seismic=seismic).meta
+    meta = create_index(
+        client, index, model_id, sparse_type="sparse_vector", seismic=seismic, sparse_encoder=export_dir
+    ).meta
     method = sparse_mapping(client, index)["method"]
     assert method["name"] == "seismic"
     assert {k: float(v) for k, v in method["parameters"].items()} == {
@@ -64,7 +66,7 @@ def test_index_parameters_reach_the_mapping_and_ingest_warms_up(client, deployed
 
 
 def test_defaults_are_the_readme_ones_and_the_cli_sets_parameters(conn, client, deployed_splade, fresh):
-    model_id, _ = deployed_splade
+    model_id, export_dir = deployed_splade
     default, query = Seismic(), SeismicQuery()
     text = README.read_text(encoding="utf-8")
     stated = dict(re.findall(r"^\| `(\w+)` \| kit default (\S+) ", text, re.M))
@@ -79,7 +81,8 @@ def test_defaults_are_the_readme_ones_and_the_cli_sets_parameters(conn, client, 
     }
     index = fresh("seismic-cli")
     args = ["--url", conn.url, "index", "create", index, "--sparse-model", model_id, "--sparse-type", "sparse_vector"]
-    assert CliRunner().invoke(main, [*args, "--n-postings", "20"]).exit_code == 0
+    created = CliRunner().invoke(main, [*args, "--sparse-encoder", str(export_dir), "--n-postings", "20"])
+    assert created.exit_code == 0, created.output
     assert sparse_mapping(client, index)["method"]["parameters"] == {
         "n_postings": 20,
         "approximate_threshold": default.approximate_threshold,
