@@ -173,7 +173,7 @@ def test_eval_and_tune_filter_every_query(conn, transport, index, corpus, tmp_pa
     for mode, run in report.runs.items():
         assert all(set(hits) <= allowed for hits in run.values()) and run, mode
     assert all(len(hits) == 10 for hits in report.runs["dense"].values())
-    tuned = tune(transport, index, root, k=10, filter=["tag=a"], check_queries=1, progress=False)
+    tuned = tune(transport, index, root, k=10, filter=["tag=a"], folds=3, check_queries=1, progress=False)
     assert tuned.check.pairs and tuned.check.close and tuned.to_dict()["filter"] == ["tag=a"]
     out = tmp_path / "eval.json"
     args = ["--url", conn.url, "eval", index, str(root), "--modes", "bm25", "--k", "5", "--where", "tag=a"]
