@@ -28,6 +28,9 @@ TEST_URL_ENV = "OPENSEARCH_KIT_TEST_URL"
 DOWNLOADS = Path(__file__).resolve().parents[1] / ".test-cache"  # kept between sessions; gitignored
 SHARED_DOWNLOADS = ("maven", "wheel-models", "datasets")
 EXTRA_PORTS = (3, 5)  # tests start side clusters at the session port + these (TLS, node failure)
+# the session node holds many models in turn (seed shapes, e5, rerankers): ML Commons refuses deploys above 95 %
+# of the heap, which 2 GiB reaches between garbage collections
+TEST_HEAP = "3g"
 SESSION: dict = {}
 
 
@@ -113,7 +116,7 @@ def conn() -> Connection:
         yield Connection(url)
         return
     local = LocalCluster(free_port())
-    rec = local.start()
+    rec = local.start(heap=TEST_HEAP)
     os.environ["OPENSEARCH_URL"] = rec.url
     try:
         yield Connection(rec.url)
