@@ -295,12 +295,13 @@ class MLCommons:
         if model.get("model_state") in (*SERVING, "DEPLOYING", "DEPLOY_FAILED"):
             log.warning("%s is %s but no node holds it (a restarted node?): deploying it again", about,
                         model.get("model_state"))  # fmt: skip
-        task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
         try:
+            task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
             with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
                 self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=bar.update)
         except KitError:
-            self._settled(model_id, deadline)  # a deploy beside ours (ML Commons' own) may have won the race
+            # a deploy beside ours (ML Commons' own) may have won the race: its task, or the model record (409)
+            self._settled(model_id, deadline)
             if not self.loaded(model_id):
                 raise
         self._settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
