@@ -37,6 +37,7 @@ SESSION: dict = {}
 def pytest_configure(config) -> None:
     """Point the kit's home and caches into a session directory before any test runs, after noting what the
     user's own export cache and node hold."""
+    SESSION["user_exports"] = kit_cache_dir() / "exports"  # the user's, before the session's cache replaces it
     SESSION["user"] = _user_state()
     root = Path(tempfile.mkdtemp(prefix="opensearch-kit-tests-"))
     root.chmod(0o755)  # as root the node runs as the `opensearch-kit` user, which must reach its home
@@ -61,12 +62,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 def _user_state() -> dict:
     """The user's export cache listing and the model ids of a node answering at the default URL (if any)."""
-    saved = os.environ.pop(CACHE_ENV, None)
-    try:
-        exports = kit_cache_dir() / "exports"
-    finally:
-        if saved is not None:
-            os.environ[CACHE_ENV] = saved
+    exports = SESSION["user_exports"]
     state: dict = {"exports": sorted(p.name for p in exports.iterdir()) if exports.is_dir() else []}
     try:
         found = http_json(f"{DEFAULT_URL}/_plugins/_ml/models/_search?size=1000", timeout=3)
