@@ -68,6 +68,8 @@ def check_model(transport: Transport, model_id: str, kind: str) -> dict:
         e.message = f"no model with id {model_id!r} in ML Commons"
         e.fix = "list the models' ids with: opensearch-kit models list"
         raise
+    if model.get("model_state") == "DEPLOYING":  # ML Commons redeploying it after a node restart
+        model = transport.ml.settled(model_id)
     name, state, algorithm = model.get("name", "?"), model.get("model_state"), model_function(model)
     if algorithm != want:
         raise KitError(

@@ -289,8 +289,9 @@ class MLCommons:
         waited = model.get("model_state") == "DEPLOYING"
         if waited:
             log.warning("waiting for %s: ML Commons is deploying it", about)
-            model = self._settled(model_id, deadline)
+            model = self.settled(model_id, deadline)
         if self.loaded(model_id):
+            self.settled(model_id, deadline)  # ML Commons may be deploying a model a node already holds again
             return waited
         if model.get("model_state") in (*SERVING, "DEPLOYING", "DEPLOY_FAILED"):
             log.warning("%s is %s but no node holds it (a restarted node?): deploying it again", about,
@@ -301,15 +302,18 @@ class MLCommons:
                 self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=bar.update)
         except KitError:
             # a deploy beside ours (ML Commons' own) may have won the race: its task, or the model record (409)
-            self._settled(model_id, deadline)
+            self.settled(model_id, deadline)
             if not self.loaded(model_id):
                 raise
-        self._settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
+        self.settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
         return True
 
-    def _settled(self, model_id: str, deadline: float) -> dict:
-        """The model's record once it no longer says DEPLOYING (or at `deadline`)."""
+    def settled(self, model_id: str, deadline: float | None = None) -> dict:
+        """The model's record once it no longer says DEPLOYING (or at `deadline`, a `time.monotonic()` value: by
+        default `deploy_timeout` of its size from now)."""
         model = self.get(model_id)
+        if deadline is None:
+            deadline = time.monotonic() + deploy_timeout(int(model.get("model_content_size_in_bytes") or 0))
         while model.get("model_state") == "DEPLOYING" and time.monotonic() < deadline:
             time.sleep(0.5)
             model = self.get(model_id)
