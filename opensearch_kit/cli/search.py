@@ -37,12 +37,8 @@ def encoder_options(command):
 
 
 def local_encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
-    from opensearch_kit.search import local_dense_encoder, local_sparse_encoder
-
-    return {
-        "sparse_encoder": local_sparse_encoder(sparse_dir) if sparse_dir else None,
-        "dense_encoder": local_dense_encoder(dense_dir) if dense_dir else None,
-    }
+    """The Searcher's encoder arguments: export directories, which it binds to the index's field types."""
+    return {"sparse_encoder": sparse_dir, "dense_encoder": dense_dir}
 
 
 def filter_options(command):

@@ -229,6 +229,11 @@ def sparse_clause(text: str, config: IndexConfig, tokens: Mapping[str, float] | 
         weights = {t: float(w) for t, w in tokens.items() if w > 0}
         if not weights:
             raise KitError(f"the sparse encoder gave no tokens for {text!r}", "check the query text and the encoder")
+        if config.sparse_type == "sparse_vector" and not all(str(t).isdigit() for t in weights):
+            raise KitError(
+                "the sparse encoder gives token strings, and this index's sparse_vector field takes token ids",
+                "pass the ONNX export directory (--sparse-encoder DIR), which is bound to token ids for this index",
+            )
         check_token_ids(weights, config.sparse_id_limit, f"the query {text!r}")
         return {"neural_sparse": {config.sparse_field: {"query_tokens": weights}}}
     if not config.sparse_model_id:

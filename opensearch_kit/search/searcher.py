@@ -136,7 +136,8 @@ def local_dense_encoder(export_dir: Path) -> DenseQueryEncoder:
 
 
 class Searcher:
-    """Searches one index. Sparse and dense queries are encoded locally by the given encoders, or by the ONNX
+    """Searches one index. Sparse and dense queries are encoded locally by the given encoders (a callable, or an
+    export directory: a sparse one then yields token ids or strings as the index's field takes), or by the ONNX
     export of the index's model when the export cache holds it (ML Commons runs one predict call per query
     embedding, several times the cost of local ONNX on the same cores: see scripts/bench_scale.py), else in the
     cluster by the index's model ids. `encoding` local / cluster force one side. `hybrid_filter`: whether the
@@ -148,14 +149,19 @@ class Searcher:
         index: str,
         *,
         config: IndexConfig | None = None,
-        sparse_encoder: SparseQueryEncoder | None = None,
-        dense_encoder: DenseQueryEncoder | None = None,
+        sparse_encoder: SparseQueryEncoder | Path | None = None,
+        dense_encoder: DenseQueryEncoder | Path | None = None,
         encoding: Encoding = "auto",
         hybrid_filter: bool | None = None,
     ):
         self.transport = Transport.of(cluster)
         self.index = index
         self.config = config or read_index_config(self.transport, index)
+        token_ids = self.config.sparse_type == "sparse_vector"
+        if isinstance(sparse_encoder, Path):
+            sparse_encoder = local_sparse_encoder(sparse_encoder, token_ids=token_ids)
+        if isinstance(dense_encoder, Path):
+            dense_encoder = local_dense_encoder(dense_encoder)
         self.encoders = {"sparse": sparse_encoder, "dense": dense_encoder}
         self.encoding = encoding
         self._pipelines: dict[str, dict] = {}

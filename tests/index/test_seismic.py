@@ -3,6 +3,7 @@ the query, ingest warms the index up, and the kit's defaults are the ones the RE
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def sparse_mapping(client, index: str) -> dict:
     return client.indices.get_mapping(index=index)[index]["mappings"]["properties"][FIELDS.sparse]
 
 
-def test_index_parameters_reach_the_mapping_and_ingest_warms_up(client, deployed_splade, fresh, tmp_path):
+def test_index_parameters_reach_the_mapping_and_ingest_warms_up(conn, client, deployed_splade, fresh, tmp_path):
     model_id, export_dir = deployed_splade
     index = fresh("seismic-params")
     seismic = Seismic(n_postings=50, cluster_ratio=0.2, summary_prune_ratio=0.5, approximate_threshold=0)
@@ -63,6 +64,14 @@ def test_index_parameters_reach_the_mapping_and_ingest_warms_up(client, deployed
     assert deep["method_parameters"]["k"] == 100
     with pytest.raises(KitError, match="bad SEISMIC query parameters"):
         SeismicQuery(top_n=0)
+    # the export directory named on the command line is bound to token ids for this index; a word encoder is refused
+    args = ["--url", conn.url, "search", index, "sparse weighted terms", "--mode", "sparse", "--encoding", "local"]
+    searched = CliRunner().invoke(main, [*args, "--sparse-encoder", str(export_dir), "--json"])
+    assert searched.exit_code == 0, searched.output
+    assert json.loads(searched.stdout)["hits"][0]["id"] == "a"
+    words = Searcher(client, index, sparse_encoder=local_sparse_encoder(export_dir), encoding="local")
+    with pytest.raises(KitError, match="takes token ids"):
+        words.search("sparse weighted terms", options)
 
 
 def test_defaults_are_the_readme_ones_and_the_cli_sets_parameters(conn, client, deployed_splade, fresh):
