@@ -19,9 +19,8 @@ TOKENS, VECTOR = {"kimchi": 1.0}, [0.1, 0.2]
 
 
 def body(options: QueryOptions, config: IndexConfig = CONFIG, **kw) -> dict:
-    return build_search(
-        "kimchi", options, config, sparse_tokens=TOKENS, dense_vector=VECTOR, pipelines={"h": HYBRID}, **kw
-    ).body
+    kw = {"sparse_tokens": TOKENS, "dense_vector": VECTOR, "pipelines": {"h": HYBRID}, **kw}
+    return build_search("kimchi", options, config, **kw).body
 
 
 def test_where_shorthand():
@@ -48,9 +47,10 @@ def test_each_mode_filters_in_the_engine():
     knn = body(QueryOptions(mode="dense", k=7, filter=only))["query"]["knn"]["dense"]
     assert knn["filter"] == F and knn["k"] == 7
     seismic = IndexConfig(sparse_field="sparse", sparse_type="sparse_vector")
-    query = body(QueryOptions(mode="sparse", k=5, filter=only), seismic)["query"]["neural_sparse"]["sparse"]
+    ids = {"sparse_tokens": {"2001": 1.0}}  # a sparse_vector field takes token ids
+    query = body(QueryOptions(mode="sparse", k=5, filter=only), seismic, **ids)["query"]["neural_sparse"]["sparse"]
     assert query["method_parameters"] == {**SeismicQuery().method_parameters(5), "filter": F}
-    page = body(QueryOptions(mode="sparse", k=5, offset=10), seismic)["query"]["neural_sparse"]["sparse"]
+    page = body(QueryOptions(mode="sparse", k=5, offset=10), seismic, **ids)["query"]["neural_sparse"]["sparse"]
     assert page["method_parameters"] == SeismicQuery().method_parameters(15)
     two = ("lang=ko", "year>=2020")
     both = body(QueryOptions(mode="bm25", filter=two))["query"]["bool"]["filter"]
