@@ -54,13 +54,31 @@ def write_onnx(
     DJL feeds ml-commons' inputs by name and insists that the graph declares every one of them, so an input the
     graph ignores (the exporter drops unused inputs) is declared again as an unused int64 [batch, sequence] input.
     """
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    dynamic.update({name: {0: "batch"} for name in output_names})
+    try:
+        return export_onnx(wrapper, args, path, input_names, output_names, dynamic, fold_constants)
+    finally:
+        drop_exporter_state()
+
+
+def export_onnx(
+    wrapper: torch.nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic: dict,
+    fold_constants: bool,
+) -> list[Path]:
+    """`write_onnx` less the clean-up. Graphs over 2 GiB come out of torch as one file per tensor: they are
+    exported into a scratch folder, then those files are gathered into one data file without loading the
+    weights (onnx.load and save would hold them twice more)."""
     import tempfile
 
     import onnx
+    from onnx import external_data_helper
 
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    dynamic.update({name: {0: "batch"} for name in output_names})
-    # Graphs over 2 GiB come out as one file per tensor: export into a scratch folder, then save tidily.
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch, torch.no_grad():
         raw = Path(scratch) / path.name
         torch.onnx.export(
@@ -74,14 +92,54 @@ def write_onnx(
             dynamo=False,
             do_constant_folding=fold_constants,
         )
-        model = onnx.load(str(raw))
-    present = {i.name for i in model.graph.input}
-    for name in input_names:
-        if name not in present:
-            model.graph.input.append(
-                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
-            )
-    return save_onnx(model, path)
+        model = onnx.load(str(raw), load_external_data=False)
+        present = {i.name for i in model.graph.input}
+        for name in input_names:
+            if name not in present:
+                model.graph.input.append(
+                    onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
+                )
+        tensors = external_data_helper._get_all_tensors(model)  # initializers and node attributes' tensors
+        external = [t for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+        if not external:
+            return save_onnx(model, path)
+        data = path.with_name(path.name + ".data")
+        gather_external_data(external, Path(scratch), data)
+        onnx.save_model(model, str(path))
+        return [path, data]
+
+
+def drop_exporter_state() -> None:
+    """torch's TorchScript-based ONNX exporter keeps the constant values of its last graph (for a 1.7B model,
+    4 GB) in a process-wide map that only its next export clears: export a one-weight graph to drop them."""
+    import io
+
+    with torch.no_grad():
+        torch.onnx.export(torch.nn.Linear(1, 1), (torch.zeros(1, 1),), io.BytesIO(), dynamo=False)
+
+
+def gather_external_data(tensors: list, folder: Path, data: Path, chunk: int = 16 * 1024**2) -> None:
+    """Copy the external data of `tensors` (stored in files under `folder`) into the one file `data`, streaming,
+    and point each tensor at its place there."""
+    offset = 0
+    with data.open("wb") as out:
+        for tensor in tensors:
+            info = {entry.key: entry.value for entry in tensor.external_data}
+            left = int(info["length"]) if "length" in info else None
+            with (folder / info["location"]).open("rb") as source:
+                source.seek(int(info.get("offset", 0)))
+                while left is None or left > 0:
+                    block = source.read(chunk if left is None else min(chunk, left))
+                    if not block:
+                        break
+                    out.write(block)
+                    left = None if left is None else left - len(block)
+            length = out.tell() - offset
+            del tensor.external_data[:]
+            for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(length))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+            offset += length
 
 
 def save_onnx(model, path: Path, external: bool | None = None) -> list[Path]:

@@ -8,7 +8,6 @@ final graph's outputs, recorded as what the cluster must return -> zip, register
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,7 +19,7 @@ from opensearch_kit.artifact import FORMATS, Artifact, default_name, write_artif
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.graph import check_size, estimated_bytes, write_graph, write_torchscript
 from opensearch_kit.export.load import model_shape, save_tokenizer
-from opensearch_kit.export.memory import check_memory
+from opensearch_kit.export.memory import check_memory, release_memory
 from opensearch_kit.export.quantize import fp16_storage, fp16_weights, int8_in_place
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.verify.compare import batch_runs
@@ -205,7 +204,7 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
         if lean:
             members = write_lean(exporter, module, fmt, model_file)
             del module  # the last reference to the torch model: freed before its graph is loaded
-            gc.collect()
+            release_memory()
             run = exporter.runner(fmt, model_file, tokenizer_file)
             step(steps[2])
             outputs = np.asarray(run(items, 1))
