@@ -3,12 +3,16 @@ traceback; with --verbose the traceback is shown. Progress without a terminal is
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 FORCED = """
+import errno, os, sys
 import opensearch_kit.opensearch.info as info
 def boom(transport):
+    if os.environ.get("FORCE_DISK_FULL"):
+        raise OSError(errno.ENOSPC, "No space left on device", "/exports/model.onnx.data")
     raise ZeroDivisionError("forced for the test")
 info.cluster_status = boom
 from opensearch_kit.cli import run
@@ -16,8 +20,10 @@ run()
 """
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", FORCED, *args], capture_output=True, text=True, timeout=120)
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", FORCED, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
 
 
 def test_an_unexpected_exception_is_one_line_without_verbose():
@@ -27,6 +33,13 @@ def test_an_unexpected_exception_is_one_line_without_verbose():
     lines = [x for x in out.stderr.splitlines() if x.strip()]
     assert lines[0].startswith("error: unexpected ZeroDivisionError") and "forced for the test" in lines[0]
     assert "--verbose" in out.stderr and len(lines) == 2
+
+
+def test_a_full_disk_is_an_error_with_its_fix():
+    out = _cli("cluster", "status", FORCE_DISK_FULL="1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: the disk is full writing /exports/model.onnx.data" in out.stderr
+    assert "fix: free disk space" in out.stderr
 
 
 def test_verbose_shows_the_traceback():

@@ -4,6 +4,7 @@ library errors become a message with its fix and exit code 1."""
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -35,13 +36,28 @@ for command in (cluster, datasets, demo, export, deploy, models, index_group, in
     main.add_command(command)
 
 
+def disk_full(e: OSError) -> KitError:
+    where = f" writing {e.filename}" if e.filename else ""
+    return KitError(
+        f"the disk is full{where}",
+        "free disk space (exports take about twice the model's size while they are written) and run the same "
+        "command again",
+    )
+
+
 def run() -> None:
-    """Entry point: a KitError becomes its message and fix, any other exception one line (its traceback with
-    --verbose); both exit with code 1."""
+    """Entry point: a KitError becomes its message and fix (a full disk too), any other exception one line (its
+    traceback with --verbose); both exit with code 1."""
     try:
         main(standalone_mode=True)
     except KitError as e:
         report_error(e)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            report_error(disk_full(e))
+        else:
+            report_unexpected(e)
         sys.exit(1)
     except Exception as e:  # the CLI edge: anything unforeseen is one line, the traceback with --verbose
         report_unexpected(e)
