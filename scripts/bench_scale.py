@@ -271,7 +271,7 @@ def main() -> None:
     done = ingest(cluster, rf, corpus, mode="client", sparse_encoder=dirs["sparse"], dense_encoder=dirs["dense"])
     report["ingest"] = {"in-process client mode, sparse + dense": brief(done.to_dict())}
     report["heap_mb"]["after ingest"] = heap_mb(cluster)
-    create_index(cluster, sv, ids["sparse"], sparse_type="sparse_vector")
+    create_index(cluster, sv, ids["sparse"], sparse_type="sparse_vector", sparse_encoder=dirs["sparse"])
     copy_as_token_ids(conn, rf, sv, dirs["sparse"])
     if args.ray_docs:
         report["ingest"]["engines"] = engines(conn, ids, dirs, corpus, args.ray_docs)
