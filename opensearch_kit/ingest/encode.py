@@ -30,9 +30,17 @@ def length_tokenizer(sparse_dir: Path | None):
 
 
 class LocalEncoding:
-    """The local encoders of an index's models, checked against the deployed models."""
+    """The local encoders of an index's models, checked against the deployed models; each runs on `threads`
+    threads (by default every core this process may use)."""
 
-    def __init__(self, transport: Transport, meta: IndexMeta, sparse_dir: Path | None, dense_dir: Path | None):
+    def __init__(
+        self,
+        transport: Transport,
+        meta: IndexMeta,
+        sparse_dir: Path | None,
+        dense_dir: Path | None,
+        threads: int | None = None,
+    ):
         from opensearch_kit.export.locate import onnx_export_of
         from opensearch_kit.runtime import DenseEncoder, SparseEncoder
 
@@ -41,8 +49,8 @@ class LocalEncoding:
         if meta.dense and not dense_dir:
             dense_dir = onnx_export_of(transport.ml, meta.dense.model_id, "dense")
         self.transport, self.meta = transport, meta
-        self.sparse = SparseEncoder.from_dir(Path(sparse_dir))
-        self.dense = DenseEncoder.from_dir(Path(dense_dir)) if meta.dense else None
+        self.sparse = SparseEncoder.from_dir(Path(sparse_dir), threads)
+        self.dense = DenseEncoder.from_dir(Path(dense_dir), threads) if meta.dense else None
         processors = ingest_pipeline_body(meta)["processors"]
         self.chunking = [p for p in processors if "text_chunking" in p]
 

@@ -41,12 +41,18 @@ class _Outcomes:
 
 
 class EncodeAndIndex:
-    """A Ray Data actor: the index's local encoders and a bulk sender; one output row per batch."""
+    """A Ray Data actor: the index's local encoders and a bulk sender; one output row per batch. Its encoders
+    run on as many threads as the actor holds CPUs (ONNX Runtime's default, every core of the machine in each
+    actor, oversubscribed 2 actors on 2 cores: 15 docs/s against 25 in-process)."""
 
     def __init__(self, conn: Connection, index: str, sparse_dir: str, dense_dir: str | None, max_retries: int):
+        import ray
+
         transport = conn.transport(600)
         self.meta = IndexMeta.read(transport, index)
-        self.encoding = LocalEncoding(transport, self.meta, Path(sparse_dir), Path(dense_dir) if dense_dir else None)
+        threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+        dense = Path(dense_dir) if dense_dir else None
+        self.encoding = LocalEncoding(transport, self.meta, Path(sparse_dir), dense, threads)
         self.transport, self.max_retries = transport, max_retries
 
     def __call__(self, batch: dict) -> dict:
