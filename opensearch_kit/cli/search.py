@@ -36,11 +36,6 @@ def encoder_options(command):
     return command
 
 
-def local_encoders(sparse_dir: Path | None, dense_dir: Path | None) -> dict:
-    """The Searcher's encoder arguments: export directories, which it binds to the index's field types."""
-    return {"sparse_encoder": sparse_dir, "dense_encoder": dense_dir}
-
-
 def filter_options(command):
     """--filter JSON / --where SHORTHAND (both repeatable, all must hold), gathered into one `filter` argument."""
     from opensearch_kit.search.filters import parse_filter
@@ -134,7 +129,8 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
     options["hybrid"] = options["hybrid"] or ()
     options["filter"] = gathered_filter()
     options["seismic"] = seismic_query(options)
-    searcher = Searcher(transport(ctx), index, encoding=encoding, **local_encoders(sparse_encoder, dense_encoder))
+    encoders = {"sparse_encoder": sparse_encoder, "dense_encoder": dense_encoder}  # export dirs, bound by the Searcher
+    searcher = Searcher(transport(ctx), index, encoding=encoding, **encoders)
     emit(searcher.search(text, QueryOptions(**options)), as_json)
 
 
@@ -174,6 +170,7 @@ def evaluate(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **opt
         beir_dir,
         progress=not as_json,
         **options,
-        **local_encoders(sparse_encoder, dense_encoder),
+        sparse_encoder=sparse_encoder,
+        dense_encoder=dense_encoder,
     )
     emit(report, as_json)

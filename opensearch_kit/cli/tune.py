@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from opensearch_kit.cli.common import csv_of, emit, json_option, transport
-from opensearch_kit.cli.search import encoder_options, filter_options, gathered_filter, local_encoders
+from opensearch_kit.cli.search import encoder_options, filter_options, gathered_filter
 
 
 @click.command("tune")
@@ -74,6 +74,7 @@ def tune(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **options
         beir_dir,
         progress=not as_json,
         **options,
-        **local_encoders(sparse_encoder, dense_encoder),
+        sparse_encoder=sparse_encoder,
+        dense_encoder=dense_encoder,
     )
     emit(report, as_json)
