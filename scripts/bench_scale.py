@@ -94,6 +94,14 @@ def field_bytes(cluster, index: str, fields: list[str], docs: int) -> dict[str, 
     return out
 
 
+def count(cluster, index: str) -> int:
+    """Documents in the index, or -1 when it does not exist."""
+    if not cluster.exists(f"/{index}"):
+        return -1
+    cluster.request("POST", f"/{index}/_refresh")
+    return cluster.request("GET", f"/{index}/_count")["count"]
+
+
 def delete_index_plain(cluster, index: str) -> None:
     if cluster.exists(f"/{index}"):
         cluster.request("DELETE", f"/{index}")
@@ -239,6 +247,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--load-seconds", type=float, default=8.0)
     parser.add_argument("--ray-docs", type=int, default=1000, help="in-process vs --engine ray on this many (0: skip)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep both indexes when they already hold --docs documents (measure the queries again)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench_scale.png"))
     args = parser.parse_args()
@@ -265,14 +278,17 @@ def main() -> None:
     report["heap_mb"]["models deployed"] = heap_mb(cluster)
 
     rf, sv = "scale-rank-features", "scale-sparse-vector"
-    for index in (rf, sv):
-        delete_index(cluster, index, missing_ok=True)
-    create_index(cluster, rf, ids["sparse"], dense_model=ids["dense"])
-    done = ingest(cluster, rf, corpus, mode="client", sparse_encoder=dirs["sparse"], dense_encoder=dirs["dense"])
-    report["ingest"] = {"in-process client mode, sparse + dense": brief(done.to_dict())}
-    report["heap_mb"]["after ingest"] = heap_mb(cluster)
-    create_index(cluster, sv, ids["sparse"], sparse_type="sparse_vector", sparse_encoder=dirs["sparse"])
-    copy_as_token_ids(conn, rf, sv, dirs["sparse"])
+    if args.reuse and all(count(cluster, index) == args.docs for index in (rf, sv)):
+        report["ingest"] = {"reused": f"{rf} and {sv} as an earlier run left them"}
+    else:
+        for index in (rf, sv):
+            delete_index(cluster, index, missing_ok=True)
+        create_index(cluster, rf, ids["sparse"], dense_model=ids["dense"])
+        done = ingest(cluster, rf, corpus, mode="client", sparse_encoder=dirs["sparse"], dense_encoder=dirs["dense"])
+        report["ingest"] = {"in-process client mode, sparse + dense": brief(done.to_dict())}
+        report["heap_mb"]["after ingest"] = heap_mb(cluster)
+        create_index(cluster, sv, ids["sparse"], sparse_type="sparse_vector", sparse_encoder=dirs["sparse"])
+        copy_as_token_ids(conn, rf, sv, dirs["sparse"])
     if args.ray_docs:
         report["ingest"]["engines"] = engines(conn, ids, dirs, corpus, args.ray_docs)
     save()

@@ -14,13 +14,16 @@ FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def onnx_session(path: Path, threads: int | None = None):
-    """An onnxruntime CPU session using every core this process may run on by default. A graph with an external
-    data file (over 2 GiB) is not constant-folded: folding the casts of fp16-stored weights would hold every
-    weight again in fp32 (1.7B fp16: 11.9 GB instead of 7.3 GB, at the same speed)."""
+    """An onnxruntime CPU session using every core this process may run on by default. Its threads sleep when
+    idle instead of spinning: a spinning pool takes the cores from whatever runs next on them (the other encoder,
+    a local OpenSearch node), which doubled a local hybrid query's encoding time on 2 cores. A graph with an
+    external data file (over 2 GiB) is not constant-folded: folding the casts of fp16-stored weights would hold
+    every weight again in fp32 (1.7B fp16: 11.9 GB instead of 7.3 GB, at the same speed)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or cores()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only: ORT's optimizer notices are not for users
     large = Path(str(path) + ".data").exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -229,8 +231,8 @@ class Searcher:
         cluster lacks is refused first."""
         self.require_features(options)
         signals = signals_of(options, self.config)
-        tokens = self.encoders["sparse"](text) if "sparse" in signals and self.uses_local("sparse") else None
-        vector = self.encoders["dense"](text) if "dense" in signals and self.uses_local("dense") else None
+        local = self.encode_local(text, [s for s in ("sparse", "dense") if s in signals and self.uses_local(s)])
+        tokens, vector = local.get("sparse"), local.get("dense")
         definitions = self.pipeline_definitions(required_pipelines(options, self.config))
         if options.filter and options.mode == "hybrid" and self.hybrid_filter is None:
             self.hybrid_filter = hybrid_takes_filter(self.transport)
@@ -243,6 +245,19 @@ class Searcher:
             pipelines=definitions,
             hybrid_filter=self.hybrid_filter is not False,
         )
+
+    @cached_property
+    def _second_encoder(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-encoder")  # searches from many threads
+
+    def encode_local(self, text: str, signals: list[str]) -> dict:
+        """`text` encoded by the local encoder of each of `signals`; two run at once (ONNX Runtime leaves the
+        GIL: a hybrid query's sparse and dense encodings overlap)."""
+        if len(signals) < 2:
+            return {s: self.encoders[s](text) for s in signals}
+        first, second = signals
+        pending = self._second_encoder.submit(self.encoders[second], text)
+        return {first: self.encoders[first](text), second: pending.result()}
 
     def weighs_per_query(self, options: QueryOptions) -> bool:
         """Whether a search with `options` gets per-query weights: a hybrid query (not RRF, no --weights) on the
