@@ -1,7 +1,7 @@
 """Scale: N documents end to end with the demo models (tiny SPLADE int8 + all-MiniLM-L6-v2, ONNX, client mode).
 
     python scripts/bench_scale.py --url http://127.0.0.1:9200 --docs 10000 [--queries 200]
-        [--ray-docs 1000] [--out scale.json] [--chart scale.png]
+        [--ray-docs 1000] [--out scale.json] [--chart scale.png] [--reuse]
 
 Builds a deterministic corpus (scripts/scale_corpus.py), deploys both ONNX exports (so in-cluster and local query
 encoding run the very same graphs), then measures, for that N:
@@ -250,7 +250,8 @@ def main() -> None:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep both indexes when they already hold --docs documents (measure the queries again)",
+        help="keep both indexes when they already hold --docs documents, and the ingest and size figures --out holds "
+        "from the run that made them (measure the queries again)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench_scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench_scale.png"))
@@ -278,8 +279,11 @@ def main() -> None:
     report["heap_mb"]["models deployed"] = heap_mb(cluster)
 
     rf, sv = "scale-rank-features", "scale-sparse-vector"
-    if args.reuse and all(count(cluster, index) == args.docs for index in (rf, sv)):
-        report["ingest"] = {"reused": f"{rf} and {sv} as an earlier run left them"}
+    reused = args.reuse and all(count(cluster, index) == args.docs for index in (rf, sv))
+    earlier = json.loads(args.out.read_text(encoding="utf-8")) if reused and args.out.exists() else {}
+    if reused:  # what the ingesting run measured stays in the report (from --out), marked as reused
+        report["ingest"] = {**earlier.get("ingest", {}), "reused": f"{rf} and {sv} as an earlier run left them"}
+        report["heap_mb"] = {**earlier.get("heap_mb", {}), **report["heap_mb"]}
     else:
         for index in (rf, sv):
             delete_index(cluster, index, missing_ok=True)
@@ -297,7 +301,7 @@ def main() -> None:
     report["heap_mb"]["merged, warmed up"] = heap_mb(cluster)
     save()
     report["seismic_index"] = Seismic().parameters()
-    report["bytes_per_doc"] = {
+    report["bytes_per_doc"] = earlier.get("bytes_per_doc") or {
         rf: field_bytes(cluster, rf, ["sparse_embedding", "dense_embedding"], args.docs),
         sv: field_bytes(cluster, sv, ["sparse_embedding"], args.docs),
     }
