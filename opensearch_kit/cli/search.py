@@ -68,17 +68,18 @@ def filter_options(command):
 
 
 def seismic_options(command):
-    """--top-n / --heap-factor / --seismic-k: SEISMIC query knobs (sparse_vector indexes)."""
-    from opensearch_kit.search.query import SeismicQuery
+    """--top-n / --heap-factor / --seismic-k: SEISMIC query knobs (sparse_vector indexes); each one not given comes
+    from the index's tuned setting (`tune --grid seismic --apply`), else the kit default."""
+    from opensearch_kit.index.options import HEAP_FACTOR, TOP_N
 
-    default = SeismicQuery()
     options = [
-        click.option("--top-n", type=click.IntRange(1), default=default.top_n, show_default=True,
-                     help="SEISMIC: query tokens that pick the posting lists."),
-        click.option("--heap-factor", type=click.FloatRange(0, min_open=True), default=default.heap_factor,
-                     show_default=True, help="SEISMIC: > 1 visits more clusters (recall up, speed down)."),
+        click.option("--top-n", type=click.IntRange(1),
+                     help=f"SEISMIC: query tokens that pick the posting lists [default: tuned, else {TOP_N}]."),
+        click.option("--heap-factor", type=click.FloatRange(0, min_open=True),
+                     help=f"SEISMIC: > 1 visits more clusters (recall up, speed down) [default: tuned, else "
+                          f"{HEAP_FACTOR:g}]."),
         click.option("--seismic-k", type=click.IntRange(1),
-                     help="SEISMIC: candidates per segment [default: the hits retrieved]."),
+                     help="SEISMIC: candidates per segment [default: tuned, else the hits retrieved]."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)

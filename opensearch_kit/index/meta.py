@@ -89,6 +89,8 @@ class IndexMeta:
     pipelines: dict[str, str] = field(default_factory=dict)  # role -> name (see index.create.pipeline_names)
     fields: Fields = FIELDS
     tuning: dict[str, Any] | None = None  # what `tune --apply` chose for the hybrid pipeline, and on what
+    # what `tune --grid seismic --apply` chose for SEISMIC queries (top_n, heap_factor, k), and on what
+    seismic_tuning: dict[str, Any] | None = None
     typed_fields: dict[str, str] = field(default_factory=dict)  # top-level typed fields of the source lines
     created_by: str = ""
     schema: int = META_SCHEMA
@@ -123,6 +125,7 @@ class IndexMeta:
             "weights": list(self.weights) if self.weights is not None else None,
             "pipelines": dict(self.pipelines),
             "tuning": self.tuning,
+            "seismic_tuning": self.seismic_tuning,
             "typed_fields": dict(self.typed_fields),
         }
 
@@ -151,6 +154,7 @@ class IndexMeta:
                 pipelines={str(k): str(v) for k, v in (record.get("pipelines") or {}).items() if v},
                 fields=Fields(**record["fields"]),
                 tuning=record.get("tuning"),
+                seismic_tuning=record.get("seismic_tuning"),
                 typed_fields=dict(record.get("typed_fields") or {}),
                 created_by=record.get("created_by", ""),
                 schema=record.get("schema", 1),

@@ -4,7 +4,7 @@ sparse_encoding processor does, PruneUtils in float32) and hybrid weights."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from opensearch_kit.errors import KitError
 
@@ -151,22 +151,42 @@ def check_weights(weights: tuple[float, ...] | list[float], source: str = "weigh
         )
 
 
+TOP_N = 20  # the kit's SEISMIC query defaults (neural-search's top_n is 10): README "SEISMIC"
+HEAP_FACTOR = 1.0
+
+
 @dataclass(frozen=True)
 class SeismicQuery:
     """SEISMIC query knobs (neural_sparse `method_parameters` on a sparse_vector field): the `top_n` heaviest
     query tokens pick the posting lists, `heap_factor` (> 1: more clusters visited, better recall, slower), and `k`
     candidates per segment, never fewer than the request's depth (so an evaluation at k=100 is not cut at
-    neural-search's default 10). Defaults: README "SEISMIC"; scripts/bench_scale.py measures them."""
+    neural-search's default 10). A knob left None comes from the index's tuned setting (`over`), else the kit
+    default: TOP_N, HEAP_FACTOR, k the depth. scripts/bench_scale.py measures the defaults."""
 
-    top_n: int = 20
-    heap_factor: float = 1.0
+    top_n: int | None = None
+    heap_factor: float | None = None
     k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.top_n < 1 or self.heap_factor <= 0 or (self.k is not None and self.k < 1):
+        bad = (
+            (self.top_n is not None and self.top_n < 1)
+            or (self.heap_factor is not None and self.heap_factor <= 0)
+            or (self.k is not None and self.k < 1)
+        )
+        if bad:
             raise KitError(
                 f"bad SEISMIC query parameters {self}", "top_n and k take integers >= 1, heap_factor a number > 0"
             )
 
+    def over(self, base: SeismicQuery | None) -> SeismicQuery:
+        """These knobs, each one left None taken from `base` (the index's tuned setting)."""
+        if base is None:
+            return self
+        return replace(base, **{name: value for name, value in asdict(self).items() if value is not None})
+
     def method_parameters(self, depth: int) -> dict:
-        return {"top_n": self.top_n, "heap_factor": self.heap_factor, "k": max(self.k or depth, depth)}
+        return {
+            "top_n": TOP_N if self.top_n is None else self.top_n,
+            "heap_factor": HEAP_FACTOR if self.heap_factor is None else self.heap_factor,
+            "k": max(self.k or depth, depth),
+        }

@@ -43,6 +43,7 @@ class IndexConfig:
     dense_nested: str | None = None
     chunks_field: str | None = None
     weight_model: dict | None = None  # `tune --apply`'s per-query weights model (search.perquery.WeightModel)
+    seismic: SeismicQuery | None = None  # `tune --grid seismic --apply`'s query knobs (sparse_vector)
     sparse_id_limit: int | None = None  # sparse_vector on a server that folds token ids: ids it holds
     filter_fields: tuple[str, ...] = ()  # top-level fields a --where shorthand names as they are
     metadata_field: str | None = "metadata"  # where other --where names are looked up
@@ -64,6 +65,7 @@ class IndexConfig:
             dense_nested=meta.dense.nested_path if meta.dense else None,
             chunks_field=meta.fields.chunks if meta.chunking else None,
             weight_model=(meta.tuning or {}).get("weight_model"),
+            seismic=SeismicQuery(**meta.seismic_tuning["setting"]) if meta.seismic_tuning else None,
             sparse_id_limit=meta.sparse.id_limit,
             filter_fields=(meta.fields.id, meta.fields.title, meta.fields.text, *meta.typed_fields),
             metadata_field=meta.fields.metadata,
@@ -91,7 +93,7 @@ class QueryOptions:
     filter: tuple[Filter, ...] = ()
     offset: int = 0
     highlight: bool = False
-    seismic: SeismicQuery = SeismicQuery()  # used on sparse_vector fields only
+    seismic: SeismicQuery = SeismicQuery()  # sparse_vector fields only; knobs left None: the index's tuned ones
 
     @classmethod
     def parse(cls, spec: str, **kwargs) -> QueryOptions:
@@ -354,7 +356,8 @@ def _clause(signal, text, config, options, sparse_tokens, dense_vector, depth, o
     if signal == "sparse":
         clause = sparse_clause(text, config, sparse_tokens)
         if config.sparse_type == "sparse_vector":
-            clause["neural_sparse"][config.sparse_field]["method_parameters"] = options.seismic.method_parameters(depth)
+            knobs = options.seismic.over(config.seismic)
+            clause["neural_sparse"][config.sparse_field]["method_parameters"] = knobs.method_parameters(depth)
             clause = inner_filtered(clause, only, depth)
     else:
         clause = inner_filtered(dense_clause(text, config, depth, dense_vector), only, depth)

@@ -14,6 +14,7 @@ from helpers import write_jsonl
 from opensearch_kit.cli import main
 from opensearch_kit.errors import KitError
 from opensearch_kit.index import FIELDS, Seismic, create_index
+from opensearch_kit.index.options import HEAP_FACTOR, TOP_N
 from opensearch_kit.ingest import ingest
 from opensearch_kit.search import QueryOptions, Searcher, SeismicQuery, local_sparse_encoder
 
@@ -76,7 +77,7 @@ def test_index_parameters_reach_the_mapping_and_ingest_warms_up(conn, client, de
 
 def test_defaults_are_the_readme_ones_and_the_cli_sets_parameters(conn, client, deployed_splade, fresh):
     model_id, export_dir = deployed_splade
-    default, query = Seismic(), SeismicQuery()
+    default = Seismic()
     text = README.read_text(encoding="utf-8")
     stated = dict(re.findall(r"^\| `(\w+)` \| kit default (\S+) ", text, re.M))
     assert stated == {
@@ -84,8 +85,8 @@ def test_defaults_are_the_readme_ones_and_the_cli_sets_parameters(conn, client, 
         "cluster_ratio": "neural-search's",
         "summary_prune_ratio": "neural-search's",
         "approximate_threshold": str(default.approximate_threshold),
-        "top_n": str(query.top_n),
-        "heap_factor": f"{query.heap_factor:g}",
+        "top_n": str(TOP_N),
+        "heap_factor": f"{HEAP_FACTOR:g}",
         "k": "depth",
     }
     index = fresh("seismic-cli")
