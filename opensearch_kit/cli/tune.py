@@ -5,14 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from opensearch_kit.cli.common import csv_of, emit, json_option, transport
 from opensearch_kit.cli.search import encoder_options, filter_options, gathered_filter
+from opensearch_kit.errors import KitError
+
+# the options of one grid only; the others (split, metric, k, filters, sparse encoding, apply, out) serve both
+GRID_OPTIONS = {
+    "fusion": (
+        "dev_split", "dev_fraction", "seed", "rank_constants", "hybrid", "folds", "per_query", "check_queries", "chart",
+        "dense_encoder",
+    ),
+    "seismic": ("top_ns", "heap_factors", "recall_target"),
+}  # fmt: skip
 
 
 @click.command("tune")
 @click.argument("index")
 @click.argument("beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--grid",
+    type=click.Choice(["fusion", "seismic"]),
+    default="fusion",
+    show_default=True,
+    help="fusion: the hybrid fusion; seismic: SEISMIC query knobs (top_n x heap_factor) of a sparse_vector index.",
+)
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv: the judged queries.")
 @click.option("--dev-split", help="qrels/<NAME>.tsv holds the dev queries (the others of --split are held out).")
 @click.option(
@@ -50,9 +68,27 @@ from opensearch_kit.cli.search import encoder_options, filter_options, gathered_
     help="Held-out queries searched by the server too, to check the client-side fusion.",
 )
 @click.option(
+    "--top-ns", default="5,10,20,40", show_default=True, callback=csv_of(int), help="Seismic grid: top_n values."
+)
+@click.option(
+    "--heap-factors",
+    default="1,1.5,2",
+    show_default=True,
+    callback=csv_of(float),
+    help="Seismic grid: heap_factor values.",
+)
+@click.option(
+    "--recall-target",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Seismic grid: the fastest setting with at least this recall@10 against exhaustive SEISMIC is chosen.",
+)
+@click.option(
     "--apply",
     is_flag=True,
-    help="Make the chosen fusion (untuned unless the gain is significant) the hybrid pipeline, recorded in _meta.",
+    help="Make the chosen fusion (untuned unless the gain is significant) the hybrid pipeline, recorded in _meta; "
+    "seismic grid: record the chosen knobs in _meta, used by search and eval for each knob not given.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart (needs [eval]).")
@@ -60,21 +96,27 @@ from opensearch_kit.cli.search import encoder_options, filter_options, gathered_
 @encoder_options
 @json_option
 @click.pass_context
-def tune(ctx, index, beir_dir, sparse_encoder, dense_encoder, as_json, **options):
+def tune(ctx, index, beir_dir, grid, as_json, **options):
     """Choose INDEX's hybrid fusion (normalization, combination, weights, or RRF; or per-query weights) by
     cross-validation on dev queries of BEIR_DIR, keep the untuned hybrid unless the gain is significant, and report
-    it on the held-out ones next to the untuned hybrid and each single mode."""
+    it on the held-out ones next to the untuned hybrid and each single mode. With --grid seismic: grid the SEISMIC
+    query knobs of a sparse_vector index over the judged queries, each setting's recall@10 against exhaustive
+    SEISMIC, judged metric and p50 latency, and choose the fastest that reaches --recall-target."""
     from opensearch_kit.tune import tune as run
+    from opensearch_kit.tune import tune_seismic
 
-    options["hybrid"] = options["hybrid"] or ()
+    other = next(g for g in GRID_OPTIONS if g != grid)
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name in GRID_OPTIONS[other] and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise KitError(f"{', '.join(given)}: only for --grid {other}", f"drop them, or pass --grid {other}")
+    for name in GRID_OPTIONS[other]:
+        options.pop(name)
     options["filter"] = gathered_filter()
-    report = run(
-        transport(ctx),
-        index,
-        beir_dir,
-        progress=not as_json,
-        **options,
-        sparse_encoder=sparse_encoder,
-        dense_encoder=dense_encoder,
-    )
-    emit(report, as_json)
+    if grid == "fusion":
+        options["hybrid"] = options["hybrid"] or ()
+    tuned = run if grid == "fusion" else tune_seismic
+    emit(tuned(transport(ctx), index, beir_dir, progress=not as_json, **options), as_json)
