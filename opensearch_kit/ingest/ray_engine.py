@@ -6,6 +6,7 @@ keep their deterministic _id: a batch Ray retries after a lost worker overwrites
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -106,6 +107,7 @@ def ingest_ray(
     try:
         connect(ray_address or head.address, head)
         ray.data.DataContext.get_current().enable_progress_bars = False
+        _quiet_ray_data()
         with (
             failure_path.open("w", encoding="utf-8") as failures,
             progress_bar(corpus.count(), unit="doc", desc=f"ingest {index} (ray)", enabled=progress) as bar,
@@ -149,6 +151,7 @@ def _run_wave(rows, ledger, conn, index, sparse_dir, dense_dir, workers, gpus, b
     """Encode and index `rows` on the actor pool; record each batch's outcome as it arrives."""
     import ray
 
+    # Ray Data restarts a lost actor and retries its batch by default (max_restarts -1, max_task_retries -1)
     dataset = ray.data.from_items(rows).map_batches(
         EncodeAndIndex,
         fn_constructor_kwargs={
@@ -160,10 +163,16 @@ def _run_wave(rows, ledger, conn, index, sparse_dir, dense_dir, workers, gpus, b
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
         num_gpus=gpus or None,
-        max_restarts=-1,  # a lost actor is restarted and its batch retried (Ray 2.60: only via ray_remote_args)
-        max_task_retries=-1,
     )  # fmt: skip
     for out in dataset.iter_rows():
         ledger.done(indexed=int(out["indexed"]))
         for rejected in json.loads(out["rejected"]):
             ledger.reject(Rejected(**rejected))
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's console lines (each run's start, plan and end, "progress bars disabled") are not for users: the
+    ingest's own bar reports progress. They show with --verbose (our logger at INFO), and stay in ray-data.log."""
+    if not logging.getLogger("opensearch_kit").isEnabledFor(logging.INFO):
+        for name in ("ray.data._internal.execution.streaming_executor", "ray.data._internal.progress"):
+            logging.getLogger(name).setLevel(logging.ERROR)
