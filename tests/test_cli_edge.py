@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from opensearch_kit.verify.samples import SAMPLE_TEXTS
+
 FORCED = """
 import errno, os, sys
 import opensearch_kit.opensearch.info as info
@@ -75,3 +77,17 @@ def test_json_runs_without_a_terminal_write_no_progress(tiny_splade, tmp_path):
         assert runs[flags].returncode == 0, runs[flags].stderr
     assert "idf: 50" in runs[()].stderr and "\r" not in runs[()].stderr  # plain lines for people
     assert runs[("--json",)].stderr == ""  # nothing but the JSON record for scripts
+
+
+def test_export_counts_the_runs_of_its_long_steps(tiny_splade, tmp_path):
+    args = ["export", "sparse", tiny_splade, "--out", str(tmp_path / "out"), "--name", "counted"]
+    out = subprocess.run(
+        [sys.executable, "-c", "from opensearch_kit.cli import run; run()", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    n = len(SAMPLE_TEXTS)
+    for step, total in (("reference outputs", n), ("parity", n + 1), ("expected outputs", n)):
+        lines = [line for line in out.stderr.splitlines() if line.startswith(f"export counted: {step}:")]
+        assert f" 0/{total} " in lines[0] and f" {total}/{total} " in lines[-1], lines
+        assert any(f" 3/{total} " in line for line in lines), lines  # "parity: 3/9", not only the start and end

@@ -22,7 +22,7 @@ from opensearch_kit.export.load import model_shape, save_tokenizer
 from opensearch_kit.export.memory import check_memory, release_memory
 from opensearch_kit.export.quantize import fp16_storage, fp16_weights, int8_in_place
 from opensearch_kit.progress import progress_bar
-from opensearch_kit.verify.compare import batch_runs
+from opensearch_kit.verify.compare import batch_runs, one_at_a_time
 
 DTYPES = ("fp32", "fp16")
 QUANTIZATIONS = ("int8",)
@@ -179,13 +179,18 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
             bar.set_description(f"export {name} ({done} done)", refresh=False)
             bar.update(1)
 
+        def runs(what: str, total: int):
+            """A bar counting a step's runs over the sample items ("parity: 3/9")."""
+            return progress_bar(total, desc=f"export {name}: {what}", unit="run", enabled=progress)
+
         exporter.load()
         step(steps[0])
         module = exporter.module().eval()
         tokenizer_file = out_dir / "tokenizer.json"
         save_tokenizer(exporter.server_tokenizer(), exporter.max_length, tokenizer_file)
         items = exporter.samples()
-        reference = exporter.reference(module, items)
+        with runs(steps[1], len(items)) as counted:
+            reference = one_at_a_time(lambda one, _: exporter.reference(module, one), items, counted.update)
         step(steps[1])
         model_file = out_dir / f"{name}{FORMATS[fmt][1]}"
         report: dict = {
@@ -207,18 +212,21 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
             release_memory()
             run = exporter.runner(fmt, model_file, tokenizer_file)
             step(steps[2])
-            outputs = np.asarray(run(items, 1))
             # No fp32 graph: the parity check holds the fp16 graph's batched outputs to its one-at-a-time ones,
             # at the precision the cluster is held to; reduced_quality compares it with the fp32 original.
+            with runs(steps[3], 2 * len(items) + 1) as counted:
+                outputs = one_at_a_time(run, items, counted.update)
+                batched = batch_runs(run, items, counted.update)
             parity = exporter.compare(
-                f"{fmt} {options.variant} batched", outputs, batch_runs(run, items), tolerance_of(exporter, "fp16")
+                f"{fmt} {options.variant} batched", outputs, batched, tolerance_of(exporter, "fp16")
             )
         else:
             wrapper, args, input_names, output_names = exporter.graph(fmt, module)
             members = write_graph(fmt, wrapper, args, model_file, input_names, output_names)
             step(steps[2])
             run = exporter.runner(fmt, model_file, tokenizer_file)
-            parity = exporter.compare(f"{fmt} fp32", reference, batch_runs(run, items))
+            with runs(steps[3], len(items) + 1) as counted:
+                parity = exporter.compare(f"{fmt} fp32", reference, batch_runs(run, items, counted.update))
         step(steps[3])
         report["parity"] = parity.as_dict()
         if not parity.ok:
@@ -236,7 +244,8 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
             exporter.release()
             run = exporter.runner(fmt, model_file, tokenizer_file)
         if not lean:
-            outputs = np.asarray(run(items, 1))
+            with runs(steps[4], len(items)) as counted:
+                outputs = one_at_a_time(run, items, counted.update)
         if variant != "fp32":
             report["reduced_quality"] = {"name": f"{fmt} {variant}", **exporter.quality(reference, outputs)}
         report["cluster_bounds"] = exporter.cluster_bounds(variant)

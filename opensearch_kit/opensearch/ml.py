@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.files import file_digest
 from opensearch_kit.opensearch.features import features, model_config_for
+from opensearch_kit.opensearch.heap import breaker_refusal, heap_limit, in_flight, wait_for_heap
 from opensearch_kit.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -29,13 +32,6 @@ CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHU
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
 SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
-# Upload pacing: before each chunk, wait (up to HEAP_WAIT_S) while a node's parent circuit breaker is above this
-# share of its limit (it trips at 95 %). Each 10 MB chunk leaves the node tens of MB of short-lived heap (the
-# body, its base64 copy, the indexed document); back to back they can outrun the garbage collector of a small
-# heap (2 GiB: HTTP 429 at chunk 173 of a 3.4 GB zip). An idle node does not collect, so waiting long is useless
-# (pausing at 75 % of a 2 GiB heap cut the upload to 0.6 MB/s): a 429 past the pause is retried with backoff.
-HEAP_PAUSE_RATIO = 0.9
-HEAP_WAIT_S = 5.0
 BIG_MODEL_HEAP = "a model over 1 GB wants a node heap of 4 GB or more (opensearch-kit cluster start --heap 4g)"
 BREAKER_FIX = (
     "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
@@ -185,66 +181,62 @@ class MLCommons:
     def _upload(
         self, model_id: str, zip_path: Path, total: int, chunk_size: int, done: set[int], progress: bool
     ) -> int:
-        """Send the chunks not in `done` (the last one always: it marks the model REGISTERED); bytes sent."""
+        """Send the chunks not in `done`, `in_flight` at a time, then the last one (always, once every other
+        chunk is stored: it marks the model REGISTERED); bytes sent. The first failure stops the upload once the
+        chunks in flight have landed."""
+        size = zip_path.stat().st_size
+        todo = [n for n in range(total - 1) if n not in done]
+        workers = in_flight(self.transport)
+        pending: dict[Future[int], int] = {}
         sent = 0
-        n = 0
+        at = todo[0] if todo else total - 1  # the chunk a failure is reported at
+
+        def send(n: int) -> int:
+            wait_for_heap(self.transport)
+            body = os.pread(fd, chunk_size, n * chunk_size)
+            self._call(
+                lambda: self.api.upload_chunk(model_id=model_id, chunk_number=n, body=body),
+                f"upload chunk {n}",
+                retry=True,
+            )
+            return len(body)
+
+        def settle(futures) -> None:
+            nonlocal at, sent
+            for future in futures:
+                at = pending.pop(future)
+                sent += future.result()
+                bar.update(min(chunk_size, size - at * chunk_size))
+
         try:
             with (
+                progress_bar(size, unit="B", unit_scale=True, enabled=progress, desc=f"upload {zip_path.name}") as bar,
                 zip_path.open("rb") as f,
-                progress_bar(
-                    zip_path.stat().st_size, unit="B", unit_scale=True, enabled=progress, desc=f"upload {zip_path.name}"
-                ) as bar,
             ):
-                for n in range(total):
-                    chunk = f.read(chunk_size)
-                    if n not in done or n == total - 1:
-                        self.wait_for_heap()
-                        self._call(
-                            lambda n=n, chunk=chunk: self.api.upload_chunk(
-                                model_id=model_id, chunk_number=n, body=chunk
-                            ),
-                            f"upload chunk {n}",
-                            retry=True,
-                        )
-                        sent += len(chunk)
-                    bar.update(len(chunk))
+                fd = f.fileno()
+                bar.update(sum(min(chunk_size, size - n * chunk_size) for n in done if n != total - 1))
+                with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:  # its exit awaits them all
+                    for n in todo:
+                        while len(pending) >= workers:
+                            settle(wait(pending, return_when=FIRST_COMPLETED).done)
+                        pending[pool.submit(send, n)] = n
+                    settle(list(pending))
+                at = total - 1
+                sent += send(at)
+                bar.update(size - at * chunk_size)
         except ModelNotFound as e:
             raise KitError(
-                f"model {model_id} was deleted while uploading {zip_path.name} (chunk {n + 1}/{total} refused)",
+                f"model {model_id} was deleted while uploading {zip_path.name} (chunk {at + 1}/{total} refused)",
                 "run the same command again to register and upload it anew",
             ) from e
         except BaseException as e:
-            error = self._abandon(model_id, f"upload of {zip_path.name} failed at chunk {n + 1}/{total}", e)
+            refused = isinstance(e, ClusterError) and e.status == 429  # a breaker still refusing after the retries
+            cause = breaker_refusal(e, heap_limit(self.transport), size) if refused else e
+            error = self._abandon(model_id, f"upload of {zip_path.name} failed at chunk {at + 1}/{total}", cause)
             if error is None:
                 raise
             raise error from e
         return sent
-
-    def heap_use(self) -> float | None:
-        """The highest share of its parent circuit breaker's limit any node uses now (None: not readable)."""
-        try:
-            nodes = self.transport.request(
-                "GET", "/_nodes/stats/breaker", params={"filter_path": "nodes.*.breakers.parent"}
-            ).get("nodes", {})
-        except KitError:
-            return None
-        shares = [
-            p["estimated_size_in_bytes"] / p["limit_size_in_bytes"]
-            for node in nodes.values()
-            if (p := node.get("breakers", {}).get("parent")) and p.get("limit_size_in_bytes")
-        ]
-        return max(shares, default=None)
-
-    def wait_for_heap(self, ratio: float = HEAP_PAUSE_RATIO, wait_s: float = HEAP_WAIT_S) -> float:
-        """Pace an upload: wait (at most `wait_s`) while a node's heap is above `ratio` of its parent breaker's
-        limit, so the chunks never trip it (HTTP 429); the seconds waited."""
-        began = time.monotonic()
-        while time.monotonic() - began < wait_s:
-            share = self.heap_use()
-            if share is None or share < ratio:
-                break
-            time.sleep(0.25)
-        return time.monotonic() - began
 
     def _abandon(self, model_id: str, what: str, cause: BaseException) -> KitError | None:
         """Delete a half-registered model; the error to raise says whether that worked (None: re-raise `cause`)."""

@@ -3,6 +3,7 @@ fp32 (quality), the cluster against the export (token weights, vectors, scores).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -97,9 +98,22 @@ def compare_scores(name: str, reference: np.ndarray, runs: dict[int, np.ndarray]
     return VectorParity(name, len(reference), sorted(runs), 1.0, diff, 1.0, tol)
 
 
-def batch_runs(runner, items: list) -> dict[int, np.ndarray]:
-    """runner(items, batch_size) one item at a time and all in one padded batch."""
-    return {bs: np.asarray(runner(items, bs)) for bs in (1, len(items))}
+def batch_runs(runner, items: list, tick: Callable[[int], object] = lambda n: None) -> dict[int, np.ndarray]:
+    """runner(items, batch_size) one item at a time and all in one padded batch; `tick(1)` after each of the
+    len(items) + 1 runs."""
+    alone = one_at_a_time(runner, items, tick)
+    batched = np.asarray(runner(items, len(items)))
+    tick(1)
+    return {1: alone, len(items): batched}
+
+
+def one_at_a_time(runner, items: list, tick: Callable[[int], object]) -> np.ndarray:
+    """runner([item], 1) for each item, the rows stacked in item order; `tick(1)` after each."""
+    rows = []
+    for item in items:
+        rows.append(np.asarray(runner([item], 1)))
+        tick(1)
+    return np.concatenate(rows)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

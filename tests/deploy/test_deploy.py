@@ -20,6 +20,7 @@ from opensearch_kit.errors import KitError
 from opensearch_kit.export import export_model
 from opensearch_kit.files import read_json, write_json
 from opensearch_kit.opensearch import Connection, Transport
+from opensearch_kit.opensearch.heap import in_flight
 from opensearch_kit.verify.cluster import check_in_cluster
 
 
@@ -212,3 +213,49 @@ def test_a_model_deleted_while_uploading_stops_the_upload_at_once(ml, tmp_path, 
             ml.delete(m["model_id"])
     assert deleted and deleted[0] in err.value.message and "again" in err.value.fix
     assert "retry" not in caplog.text  # final: not retried as if transient
+
+
+def test_a_breaker_that_keeps_refusing_chunks_names_the_heap(conn, client, tmp_path):
+    blob = tmp_path / "breaker.zip"
+    blob.write_bytes(os.urandom(6_000_000))  # 3 chunks of 2 MB: each over the in-flight requests limit below
+    meta = {"name": "test-deploy-breaker", "model_format": "TORCH_SCRIPT", "function_name": "SPARSE_ENCODING"}
+    ml = Transport(conn.client(), conn.url, retries=1, backoff=0.1).ml
+    with pytest.raises(KitError) as err:
+        _with_setting(
+            client,
+            "network.breaker.inflight_requests.limit",
+            "1mb",  # the small calls pass, every chunk gets HTTP 429 circuit_breaking_exception
+            lambda: ml.register_zip(blob, meta, chunk_size=2_000_000, progress=False),
+        )
+    assert "circuit breaker kept refusing the chunks" in err.value.message
+    assert "GiB heap is too small" in err.value.message and "in_flight_requests" in err.value.message
+    assert "cluster start --heap" in err.value.fix and "jvm.options" in err.value.fix
+    assert not _models_named(ml, meta["name"])  # the half-registered model was deleted
+
+
+def test_chunks_go_two_at_a_time_and_the_last_one_last(ml, tmp_path, monkeypatch):
+    blob = tmp_path / "paced.zip"
+    blob.write_bytes(os.urandom(1_000_000))
+    meta = {"name": "test-deploy-in-flight", "model_format": "TORCH_SCRIPT", "function_name": "SPARSE_ENCODING"}
+    upload, lock, flying, seen = ml.api.upload_chunk, threading.Lock(), [0], []
+
+    def counted(**kwargs):
+        with lock:
+            flying[0] += 1
+            seen.append((kwargs["chunk_number"], flying[0]))
+        try:
+            time.sleep(0.05)
+            return upload(**kwargs)
+        finally:
+            with lock:
+                flying[0] -= 1
+
+    monkeypatch.setattr(ml.api, "upload_chunk", counted)
+    assert in_flight(ml.transport) == 2  # a test node has 2 GiB of heap or more
+    try:
+        reg = ml.register_zip(blob, meta, chunk_size=100_000, progress=False)
+        assert ml.get(reg.model_id)["model_state"] == "REGISTERED" and reg.uploaded_bytes == blob.stat().st_size
+    finally:
+        for m in _models_named(ml, meta["name"]):
+            ml.delete(m["model_id"])
+    assert max(n for _, n in seen) == 2 and seen[-1] == (9, 1)  # never more than two; the last one alone
