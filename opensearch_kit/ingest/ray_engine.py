@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -105,9 +106,9 @@ def ingest_ray(
     head = None if ray_address else start_node(cpus=workers)
     began = time.monotonic()
     try:
+        _quiet_ray_data()
         connect(ray_address or head.address, head)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        _quiet_ray_data()
         with (
             failure_path.open("w", encoding="utf-8") as failures,
             progress_bar(corpus.count(), unit="doc", desc=f"ingest {index} (ray)", enabled=progress) as bar,
@@ -171,8 +172,11 @@ def _run_wave(rows, ledger, conn, index, sparse_dir, dense_dir, workers, gpus, b
 
 
 def _quiet_ray_data() -> None:
-    """Ray Data's console lines (each run's start, plan and end, "progress bars disabled") are not for users: the
-    ingest's own bar reports progress. They show with --verbose (our logger at INFO), and stay in ray-data.log."""
+    """Before the driver joins Ray: Ray Data's console lines (each run's start, plan and end, "progress bars
+    disabled") and the driver core worker's C++ log lines (each actor pool's "constructor arguments in the object
+    store" notice) are not for users: the ingest's own bar reports progress, and failures arrive as exceptions.
+    They show with --verbose (our logger at INFO) or the user's own RAY_BACKEND_LOG_LEVEL."""
     if not logging.getLogger("opensearch_kit").isEnabledFor(logging.INFO):
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         for name in ("ray.data._internal.execution.streaming_executor", "ray.data._internal.progress"):
             logging.getLogger(name).setLevel(logging.ERROR)
