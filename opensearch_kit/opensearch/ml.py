@@ -191,6 +191,9 @@ class MLCommons:
         sent = 0
         at = todo[0] if todo else total - 1  # the chunk a failure is reported at
 
+        def length(n: int) -> int:
+            return min(chunk_size, size - n * chunk_size)
+
         def send(n: int) -> int:
             wait_for_heap(self.transport)
             body = os.pread(fd, chunk_size, n * chunk_size)
@@ -206,7 +209,7 @@ class MLCommons:
             for future in futures:
                 at = pending.pop(future)
                 sent += future.result()
-                bar.update(min(chunk_size, size - at * chunk_size))
+                bar.update(length(at))
 
         try:
             with (
@@ -214,7 +217,7 @@ class MLCommons:
                 zip_path.open("rb") as f,
             ):
                 fd = f.fileno()
-                bar.update(sum(min(chunk_size, size - n * chunk_size) for n in done if n != total - 1))
+                bar.update(sum(length(n) for n in done if n != total - 1))
                 with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:  # its exit awaits them all
                     for n in todo:
                         while len(pending) >= workers:
@@ -223,7 +226,7 @@ class MLCommons:
                     settle(list(pending))
                 at = total - 1
                 sent += send(at)
-                bar.update(size - at * chunk_size)
+                bar.update(length(at))
         except ModelNotFound as e:
             raise KitError(
                 f"model {model_id} was deleted while uploading {zip_path.name} (chunk {at + 1}/{total} refused)",
