@@ -118,12 +118,20 @@ weights_option = click.option(
 @click.option("--explain", is_flag=True, help="Show each hybrid signal's raw score per hit.")
 @click.option("--source-fields", "source", callback=csv_of(str), help="Fields of each hit's _source to return.")
 @click.option("--highlight", is_flag=True, help="Show each hit's passage best matching the query's words.")
+@click.option(
+    "--fusion",
+    type=click.Choice(["auto", "client", "server"]),
+    default="auto",
+    show_default=True,
+    help="Where hybrid sub-queries are combined: client (each sub-query alone in one _msearch, fused here as the "
+    "pipeline would: the same hits, faster), server (the hybrid query), auto (client where it can).",
+)
 @filter_options
 @seismic_options
 @encoder_options
 @json_option
 @click.pass_context
-def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, **options):
+def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, fusion, as_json, **options):
     """Search INDEX for TEXT in one retrieval mode."""
     from opensearch_kit.search import QueryOptions, Searcher
 
@@ -131,7 +139,7 @@ def search(ctx, index, text, sparse_encoder, dense_encoder, encoding, as_json, *
     options["filter"] = gathered_filter()
     options["seismic"] = seismic_query(options)
     encoders = {"sparse_encoder": sparse_encoder, "dense_encoder": dense_encoder}  # export dirs, bound by the Searcher
-    searcher = Searcher(transport(ctx), index, encoding=encoding, **encoders)
+    searcher = Searcher(transport(ctx), index, encoding=encoding, fusion=fusion, **encoders)
     emit(searcher.search(text, QueryOptions(**options)), as_json)
 
 

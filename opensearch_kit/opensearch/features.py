@@ -34,6 +34,9 @@ FEATURES = {
     "sparse_vector": Feature("sparse_vector fields (SEISMIC)", (3, 3), "use --sparse-type rank_features"),
     # 2.19: "provided normalization technique is not supported" (it knows min_max and l2).
     "z_score": Feature("z_score normalization", (3, 0), "use min_max or l2 normalization"),
+    # Client-side hybrid fusion (Searcher fusion "client") names the `_none` search pipeline in each _msearch body,
+    # so that an index's default search pipeline leaves the lone sub-queries alone; checked on 3.6 only.
+    "client_fusion": Feature("client-side hybrid fusion", (3, 0), "fuse on the server (--fusion server)"),
     # 2.19: "Field is not supported by [hybrid] query".
     "hybrid_filter": Feature("the hybrid query's filter", (3, 0), "filter each sub-query"),
     # neural-search 2.19 brought the score-ranker-processor (rrf); weights in 2.19: "provided parameter for

@@ -13,7 +13,7 @@ import numpy as np
 from opensearch_kit.errors import KitError
 from opensearch_kit.evaluate.metrics import METRICS
 from opensearch_kit.opensearch.features import Features
-from opensearch_kit.tune.fusion import COMBINATIONS_FOR, F32, RRF, FusionPoint, QueryHits, combine
+from opensearch_kit.search.fusion import COMBINATIONS_FOR, F32, RRF, FusionPoint, QueryHits, combine
 
 RANK_CONSTANTS = (1, 5, 10, 20, 60)
 WEIGHT_STEP = 0.1

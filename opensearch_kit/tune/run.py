@@ -26,10 +26,10 @@ from opensearch_kit.opensearch.features import features as cluster_features
 from opensearch_kit.opensearch.transport import Transport
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.search.filters import Filter
+from opensearch_kit.search.fusion import F32, FusionPoint, QueryHits, fused_run
 from opensearch_kit.search.perquery import WeightModel, term_idfs
 from opensearch_kit.search.query import QueryOptions, signals_of
 from opensearch_kit.search.searcher import DenseQueryEncoder, Encoding, Searcher, SparseQueryEncoder
-from opensearch_kit.tune.fusion import F32, FusionPoint, QueryHits, fused_run
 from opensearch_kit.tune.grid import RANK_CONSTANTS, fusion_grid, metric_name, score_matrix, split_queries
 from opensearch_kit.tune.select import bootstrap_interval, hits_features, select
 
@@ -201,7 +201,9 @@ def fetch_hits(
 ) -> dict[str, QueryHits]:
     """Every query's top `depth` hits of each sub-query on each shard (one search per query, signal and shard),
     with the sub-queries the hybrid query would send, each filtered by `filter`."""
-    shards = shard_count(searcher.transport, searcher.index)
+    shards = searcher.shards
+    if shards is None:
+        raise KitError(f"{searcher.index} names several indexes", "tune one index at a time, by its own name")
     out = {}
     with progress_bar(len(queries), desc=f"fetch {searcher.index}", unit="query", enabled=progress) as bar:
         for qid, text in queries.items():
@@ -216,11 +218,6 @@ def fetch_hits(
             out[qid] = QueryHits(signals, lists)
             bar.update()
     return out
-
-
-def shard_count(transport: Transport, index: str) -> int:
-    settings = transport.request("GET", f"/{index}/_settings")
-    return int(next(iter(settings.values()))["settings"]["index"]["number_of_shards"])
 
 
 def server_run(

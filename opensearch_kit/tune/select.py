@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from opensearch_kit.errors import KitError
+from opensearch_kit.search.fusion import FusionPoint, QueryHits
 from opensearch_kit.search.perquery import FEATURE_DEPTH, WeightModel, query_features
-from opensearch_kit.tune.fusion import FusionPoint, QueryHits
 
 ALPHA = 0.05  # adopt a tuned choice only when its cross-validated gain has p < ALPHA
 RESAMPLES = 10_000  # sign flips of the randomization test, resamples of the bootstrap
