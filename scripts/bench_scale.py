@@ -37,6 +37,7 @@ from opensearch_kit.cluster import default_cache
 from opensearch_kit.deploy import deploy_artifact
 from opensearch_kit.export import export_model
 from opensearch_kit.index import Seismic, create_index, delete_index
+from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.ingest import ingest
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.search import QueryOptions, Searcher, SeismicQuery, local_dense_encoder, local_sparse_encoder
@@ -44,7 +45,7 @@ from opensearch_kit.wheel_models import wheel_model_path
 
 WARMUP = 10
 MODES = ("bm25", "sparse", "sparse+two-phase", "dense", "hybrid", "hybrid+rrf")
-GRID = {"top_n": (5, 10, 20), "heap_factor": (1.0, 1.5, 2.0)}
+GRID = {"top_n": (5, 10, 20, 40), "heap_factor": (1.0, 1.5, 2.0)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -170,6 +171,32 @@ def seismic_grid(cluster, rf: str, sv: str, texts: list[str], words, ids) -> lis
     return rows
 
 
+def seismic_with(conn: Connection, rf: str, sparse_dir: Path, n_postings: int, texts: list[str], words, ids) -> dict:
+    """A sparse_vector copy of the rank_features index built with `n_postings` (refresh off while copying, so
+    SEISMIC clusters once, at the merge, not at every refresh and merge), its build time and size, and its grid."""
+    cluster = conn.transport(timeout=3600)
+    sv = f"scale-sparse-vector-np{n_postings}"
+    delete_index(cluster, sv, missing_ok=True)
+    began = time.perf_counter()
+    model = IndexMeta.read(cluster, rf).sparse.model_id
+    seismic = Seismic(n_postings=n_postings)
+    create_index(cluster, sv, model, sparse_type="sparse_vector", sparse_encoder=sparse_dir, seismic=seismic)
+    cluster.request("PUT", f"/{sv}/_settings", {"index": {"refresh_interval": "-1"}})
+    copy_as_token_ids(conn, rf, sv, sparse_dir)
+    cluster.request("PUT", f"/{sv}/_settings", {"index": {"refresh_interval": None}})
+    merged(cluster, sv)
+    built = time.perf_counter() - began
+    docs = count(cluster, sv)
+    out = {
+        "n_postings": n_postings,
+        "build_s": round(built, 1),
+        "bytes_per_doc": round(store_bytes(cluster, sv) / docs, 1),
+    }
+    out["grid"] = seismic_grid(cluster, rf, sv, texts, words, ids)
+    delete_index(cluster, sv)
+    return out
+
+
 def brief(ingested: dict) -> dict:
     return {f: ingested[f] for f in ("indexed", "rejected", "seconds", "docs_per_s", "warm_up")}
 
@@ -259,6 +286,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="bytes per document of each vector field (a reindexed copy without it per field: minutes at 10^5)",
+    )
+    parser.add_argument(
+        "--n-postings",
+        default="",
+        help="comma-separated SEISMIC n_postings values: a sparse_vector copy built with each, gridded like the "
+        "default one (neural-search's default keeps max(0.0005 x N, 160) documents per token)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench_scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench_scale.png"))
@@ -362,6 +395,13 @@ def main() -> None:
     ]
     save()
     report["seismic"] = seismic_grid(cluster, rf, sv, texts, words, token_ids)
+    save()
+    report["seismic_by_n_postings"] = [] if args.n_postings else earlier.get("seismic_by_n_postings", [])
+    for n_postings in [int(n) for n in args.n_postings.split(",") if n.strip()]:
+        report["seismic_by_n_postings"].append(
+            seismic_with(conn, rf, dirs["sparse"], n_postings, texts, words, token_ids)
+        )
+        save()
     report["heap_mb"]["end"] = heap_mb(cluster)
     save()
     chart(report, args.chart)
@@ -372,9 +412,12 @@ def main() -> None:
     for row in report["load"]:
         print(f"load {row['mode']:7} {row['clients']} clients: {row['qps']:6.1f} QPS, p50 {row['p50_ms']:.1f} ms, "
               f"errors {row['errors']}")  # fmt: skip
-    for row in report["seismic"]:
-        print(f"seismic top_n {row['top_n']:2} heap {row['heap_factor']:.1f}: recall@10 {row['recall@10']:.3f}, "
-              f"p50 {row['p50_ms']:.1f} ms (exact {row['exact_rank_features_p50_ms']:.1f})")  # fmt: skip
+    default = [{"n_postings": "default", "grid": report["seismic"]}]
+    for built in default + report["seismic_by_n_postings"]:
+        for row in built["grid"]:
+            print(f"seismic n_postings {built['n_postings']} top_n {row['top_n']:2} heap {row['heap_factor']:.1f}: "
+                  f"recall@10 {row['recall@10']:.3f}, p50 {row['p50_ms']:.1f} ms "
+                  f"(exact {row['exact_rank_features_p50_ms']:.1f})")  # fmt: skip
     print(f"wrote {args.out} and {args.chart}")
 
 
