@@ -256,11 +256,14 @@ def chart(report: dict, path: Path) -> None:
     left.set_xlabel("p50 ms (wall, query encoding included)")
     left.set_title(f"{report['docs']} documents: query latency per path")
     left.invert_yaxis()
-    grid = report["seismic"]
-    right.scatter([r["p50_ms"] for r in grid], [r["recall@10"] for r in grid])
-    for r in grid:
-        right.annotate(f"n{r['top_n']} h{r['heap_factor']:g}", (r["p50_ms"], r["recall@10"]), fontsize=7)
-    right.axvline(grid[0]["exact_rank_features_p50_ms"], color="gray", ls="--", label="rank_features (exact) p50")
+    builds = [("default n_postings", report["seismic"])]
+    builds += [(f"n_postings {b['n_postings']}", b["grid"]) for b in report.get("seismic_by_n_postings", [])]
+    for label, grid in builds:
+        right.scatter([r["p50_ms"] for r in grid], [r["recall@10"] for r in grid], label=label)
+        for r in grid:
+            right.annotate(f"n{r['top_n']} h{r['heap_factor']:g}", (r["p50_ms"], r["recall@10"]), fontsize=7)
+    exact = report["seismic"][0]["exact_rank_features_p50_ms"]
+    right.axvline(exact, color="gray", ls="--", label="rank_features (exact) p50")
     right.set_xlabel("SEISMIC p50 ms")
     right.set_ylabel("recall@10 vs exact")
     right.legend()
