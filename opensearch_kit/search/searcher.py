@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -13,16 +12,15 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import TransportError
 
 from opensearch_kit.errors import ClusterError, KitError, ModelNotFound, NotFound
 from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.opensearch.features import features
 from opensearch_kit.opensearch.ml import MODEL_WARMING
-from opensearch_kit.opensearch.transport import Transport, translate
+from opensearch_kit.opensearch.transport import Transport
+from opensearch_kit.search.fused import blocker, fused_ranking, msearch, msearch_lines
 from opensearch_kit.search.perquery import FEATURE_DEPTH, WeightModel, query_features, term_idfs
 from opensearch_kit.search.query import (
-    HYBRID_PROCESSORS,
     IndexConfig,
     QueryOptions,
     SearchRequest,
@@ -150,13 +148,10 @@ class Searcher:
     cluster by the index's model ids. `encoding` local / cluster force one side. `hybrid_filter`: whether the
     server's hybrid query takes a filter (None: asked of the cluster when needed).
 
-    `fusion`: where a hybrid query's sub-queries are combined. "server": the hybrid query and its search pipeline.
-    "client": each sub-query searched alone, per shard, all in one _msearch, and combined here exactly as
-    neural-search combines them (`search.fusion`: the same hits, the same float32 scores; only documents tied at
-    the cut may swap). A lone query stops scoring once its top hits are sure; inside a hybrid query every match
-    of every sub-query is scored, which made the hybrid query 4x BM25 on the server at 10^5 documents. "auto":
-    client wherever it can run (OpenSearch 3.x, numpy installed, a pipeline with nothing but its normalization or
-    RRF processor, no rerank, explain or chunks, one index behind the name), else server."""
+    `fusion`: where a hybrid query's sub-queries are combined. "server": the hybrid query and its pipeline, which
+    scores every match of every sub-query (4x BM25 at 10^5 documents). "client": each sub-query alone (it stops
+    early) per shard, in one _msearch, combined here as neural-search does (`search.fused`: the same hits and
+    float32 scores; tied documents may swap). "auto": client wherever it can (`search.fused.blocker`), else server."""
 
     def __init__(
         self,
@@ -344,25 +339,10 @@ class Searcher:
         return blocker is None
 
     def client_fusion_blocker(self, options: QueryOptions) -> str | None:
-        """Why a hybrid search with `options` must be fused on the server, or None."""
-        if options.rerank:
-            return "the rerank runs in the server's search pipeline"
-        if options.explain:
-            return "explain reports the server's per-sub-query scores"
-        if self.config.sparse_nested or self.config.dense_nested:
-            return "a chunked index's best chunks come from the hybrid query's inner hits"
-        if importlib.util.find_spec("numpy") is None:
-            return "numpy is not installed (it comes with the export, ray and eval extras)"
-        if not (feats := features(self.transport)).has("client_fusion"):
-            return f"the cluster runs OpenSearch {feats.version_text}; client-side fusion is checked on 3.x only"
-        for name, definition in self.pipeline_definitions(required_pipelines(options, self.config)).items():
-            sections = [section for section in definition.values() if isinstance(section, list)]
-            kinds = [kind for section in sections for processor in section for kind in processor]
-            if kinds not in ([k] for k in HYBRID_PROCESSORS):
-                return f"search pipeline {name!r} has processors besides its fusion ({', '.join(kinds)})"
-        if self.shards is None:
-            return f"{self.index} names several indexes"
-        return None
+        """Why a hybrid search with `options` must be fused on the server (`search.fused.blocker`), or None."""
+        definitions = lambda: self.pipeline_definitions(required_pipelines(options, self.config))  # noqa: E731
+        why = blocker(options, self.config, features(self.transport), definitions)
+        return why or (f"{self.index} names several indexes" if self.shards is None else None)
 
     @cached_property
     def shards(self) -> int | None:
@@ -373,46 +353,22 @@ class Searcher:
         return int(next(iter(settings.values()))["settings"]["index"]["number_of_shards"])
 
     def search_fused(self, text: str, options: QueryOptions, began: float) -> SearchResult:
-        """A hybrid search fused client-side: the top `pagination depth` hits of every sub-query on every shard,
-        fetched in one _msearch, combined by the hybrid pipeline's fusion (`search.fusion`, as neural-search does
-        it), then paged. `total` is a lower bound: the most documents one sub-query matched."""
-        import numpy as np
-
-        from opensearch_kit.search.fusion import FusionPoint, QueryHits, fuse, top_k
-
+        """A hybrid search fused client-side (`search.fused`): the top `pagination depth` hits of every sub-query
+        on every shard, fetched in one _msearch, combined by the hybrid pipeline's fusion, then paged. `total` is a
+        lower bound: the most documents one sub-query matched."""
         local = self.encoded(text, options)
         hybrid = self._build(text, options, local)  # checks what the server would (pipelines, weights, signals)
         definition = hybrid.body.get("search_pipeline") or self.pipeline_definitions([hybrid.pipeline])[hybrid.pipeline]
-        point = FusionPoint.from_pipeline(definition)
         depth = max(options.offset + options.k, options.pagination_depth or 0)
         alone = replace(options, k=depth, offset=0, hybrid=(), weights=None, rrf=False, pagination_depth=None)
         requests = [self._build(text, replace(alone, mode=signal), local) for signal in hybrid.signals]
-        lines: list[dict] = []
-        for request in requests:
-            for shard in range(self.shards):
-                header = {"index": self.index} | ({"preference": f"_shards:{shard}"} if self.shards > 1 else {})
-                lines += [header, {**request.body, "search_pipeline": request.pipeline}]
-        answer, began = self.sent(lambda: self.send_many(lines), began)
+        lines = msearch_lines(self.index, self.shards, requests)
+        answers, began = self.sent(lambda: self.send_many(lines), began)
         latency_ms = (time.perf_counter() - began) * 1000
-        responses = iter(answer)
-        lists: list[list] = [[] for _ in range(self.shards)]
-        raw_hits: dict[str, dict] = {}
-        total = 0
-        for _ in requests:
-            matched = 0
-            for shard in range(self.shards):
-                response = next(responses)
-                found = response["hits"]["hits"][:depth]
-                lists[shard].append(([h["_id"] for h in found], np.array([h["_score"] for h in found], np.float32)))
-                raw_hits.update({h["_id"]: h for h in found if h["_id"] not in raw_hits})
-                matched += int((response["hits"].get("total") or {}).get("value", len(found)))
-            total = max(total, matched)
-        hits = QueryHits(hybrid.signals, lists)
-        ranked = list(top_k(hits.doc_ids, fuse(hits, point), options.offset + options.k).items())
-        page = [replace(_hit(raw_hits[doc], (), self.config), score=score) for doc, score in ranked[options.offset :]]
-        return SearchResult(
-            self.index, options, self.config, page, latency_ms, max(r["took"] for r in answer), hybrid, total, False
-        )
+        ranked, total = fused_ranking(answers, hybrid.signals, self.shards, definition, options.offset + options.k)
+        page = [replace(_hit(raw, (), self.config), score=score) for raw, score in ranked[options.offset :]]
+        took = max(r["took"] for r in answers)
+        return SearchResult(self.index, options, self.config, page, latency_ms, took, hybrid, total, False)
 
     def sent(self, send: Callable[[], T], began: float) -> tuple[T, float]:
         """`send()`'s answer and the time the search began. When a model is still warming up after a node restart,
@@ -431,16 +387,9 @@ class Searcher:
             return self.transport.request("POST", f"/{self.index}/_search", request.body, params=request.params)
 
     def send_many(self, lines: list[dict]) -> list[dict]:
-        """POST an _msearch (header and body pairs); each search's answer, in order. A failed search raises what
-        a lone search raises."""
+        """`search.fused.msearch`, a model the index uses but ML Commons no longer has named in the error."""
         with self.naming_lost_models():
-            answer = self.transport.call(lambda: self.transport.client.msearch(body=lines), "POST /_msearch")
-            for response in answer["responses"]:
-                if "error" in response:
-                    status, error = response.get("status", 500), response["error"]
-                    failure = TransportError(status, error.get("type"), {"error": error, "status": status})
-                    raise translate(failure, "POST /_msearch", self.transport.url)
-            return answer["responses"]
+            return msearch(self.transport, lines)
 
     @contextlib.contextmanager
     def naming_lost_models(self) -> Iterator[None]:
