@@ -38,13 +38,15 @@ def blocker(
 
 
 def msearch_lines(index: str, shards: int, requests: list[SearchRequest]) -> list[dict]:
-    """_msearch header and body lines: each request once per shard (`preference`), in order. Each body names its
-    own pipeline (`_none` for a lone sub-query), so an index's default search pipeline leaves it alone."""
+    """_msearch header and body lines: each request once per shard (`preference`), in order. A body names the
+    pipeline its request passes by name (`_none` for a lone sub-query, so that an index's default search pipeline
+    leaves it alone); an inline one stays as it is."""
     lines: list[dict] = []
     for request in requests:
+        body = {**request.body, "search_pipeline": request.pipeline} if request.pipeline else request.body
         for shard in range(shards):
             header = {"index": index} | ({"preference": f"_shards:{shard}"} if shards > 1 else {})
-            lines += [header, {**request.body, "search_pipeline": request.pipeline}]
+            lines += [header, body]
     return lines
 
 

@@ -333,10 +333,10 @@ class Searcher:
         the reason when fusion "client" is asked for a search it cannot fuse."""
         if options.mode != "hybrid" or self.fusion == "server":
             return False
-        blocker = self.client_fusion_blocker(options)
-        if blocker and self.fusion == "client":
-            raise KitError(f"{options.label} cannot be fused client-side: {blocker}", "use --fusion server or auto")
-        return blocker is None
+        why = self.client_fusion_blocker(options)
+        if why and self.fusion == "client":
+            raise KitError(f"{options.label} cannot be fused client-side: {why}", "use --fusion server or auto")
+        return why is None
 
     def client_fusion_blocker(self, options: QueryOptions) -> str | None:
         """Why a hybrid search with `options` must be fused on the server (`search.fused.blocker`), or None."""
