@@ -19,8 +19,8 @@ from opensearch_kit.artifact import FORMATS, Artifact, default_name, write_artif
 from opensearch_kit.errors import KitError
 from opensearch_kit.export.graph import check_size, estimated_bytes, write_graph, write_torchscript
 from opensearch_kit.export.load import model_shape, save_tokenizer
-from opensearch_kit.export.memory import check_memory, release_memory
 from opensearch_kit.export.quantize import fp16_storage, fp16_weights, int8_in_place
+from opensearch_kit.export.resources import check_disk, check_memory, release_memory
 from opensearch_kit.progress import progress_bar
 from opensearch_kit.verify.compare import batch_runs, one_at_a_time
 
@@ -172,6 +172,7 @@ def run_export(exporter: Exporter, out_dir: Path, *, fingerprint: str | None = N
     lean_possible = fp32_bytes > LEAN_ABOVE_BYTES
     lean = options.variant == "fp16" and lean_possible
     check_memory(exporter.source, fp32_bytes, f"{fmt} {options.variant}", lean, lean_possible)
+    check_disk(out_dir, estimated)
     steps = ["load weights", "reference outputs", f"write {fmt}", "parity", "expected outputs", "zip"]
     with progress_bar(len(steps), desc=f"export {name}", unit="step", enabled=progress) as bar:
 

@@ -14,8 +14,8 @@ from tiny_models import tiny_custom_sparse, tiny_qwen3_embedder
 from tokenizers import Tokenizer
 
 from opensearch_kit.errors import KitError
-from opensearch_kit.export import export_model, pipeline
-from opensearch_kit.export.memory import AVAILABLE_ENV
+from opensearch_kit.export import export_model, pipeline, resources
+from opensearch_kit.export.resources import AVAILABLE_ENV
 from opensearch_kit.runtime import SparseEncoder
 from opensearch_kit.runtime.onnx import run_padded
 from opensearch_kit.verify.samples import SAMPLE_TEXTS
@@ -104,6 +104,16 @@ def test_export_refuses_when_memory_is_short(padded_sparse, tmp_path, monkeypatc
         export_model("sparse", padded_sparse, tmp_path, format="onnx", trust_remote_code=True)
     assert "free memory" in err.value.fix and AVAILABLE_ENV in err.value.fix
     assert not list(tmp_path.iterdir())  # refused before any weight was loaded or file written
+
+
+def test_export_refuses_when_disk_is_short(padded_sparse, tmp_path, monkeypatch):
+    """A full disk mid-write can abort the process inside torch's zip writer: the export checks the room first."""
+    monkeypatch.setattr(resources, "free_disk", lambda folder: 100 * 1024**2)  # the disk reports 100 MB free
+    out = tmp_path / "out"
+    with pytest.raises(KitError, match=r"needs about [\d.]+ GB of disk in .*out .*; 0\.1 GB is free there") as err:
+        export_model("sparse", padded_sparse, out, format="onnx", trust_remote_code=True)
+    assert "--out" in err.value.fix
+    assert not list(out.iterdir())  # refused before any weight was loaded or file written
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])

@@ -1,12 +1,15 @@
-"""The memory an export needs, estimated from the parameter count before any weight is loaded, and the refusal
-when the machine has less available: a KitError with the figure and the alternatives, never an OOM kill."""
+"""The memory and disk an export needs, estimated from the parameter count before any weight is loaded, and the
+refusal when the machine has less: a KitError with the figure and the alternatives, never an OOM kill or a
+writer aborting on a full disk."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from opensearch_kit.errors import KitError
+from opensearch_kit.runtime import sizing
 
 AVAILABLE_ENV = "OPENSEARCH_KIT_AVAILABLE_MEMORY"  # bytes; overrides /proc/meminfo (tests, containers)
 # Peak RSS as a multiple of the fp32 weights, measured on the seed shapes: a memory-bounded fp16 export holds the
@@ -17,18 +20,20 @@ PEAK_FACTOR = {"lean": 1.2, "torchscript": 2.0, "onnx": 2.5}
 RUNTIME_BYTES = 2 << 30  # python, torch, onnxruntime and activations (a 150M sparse ONNX export: 3.6 GB peak)
 
 
-def available_memory() -> int | None:
-    """Bytes the machine can give without swapping: $OPENSEARCH_KIT_AVAILABLE_MEMORY, else MemAvailable of
-    /proc/meminfo; None where neither is known."""
+DISK_MARGIN = 256 * 1024**2  # the tokenizer, reports and the file system's own slack
+
+
+def available_memory() -> int:
+    """Bytes the machine can give without swapping: $OPENSEARCH_KIT_AVAILABLE_MEMORY, else the runtime's figure
+    (MemAvailable, bounded by a cgroup limit)."""
     if os.environ.get(AVAILABLE_ENV):
         return int(float(os.environ[AVAILABLE_ENV]))
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return sizing.available_memory()
+
+
+def free_disk(folder: Path) -> int:
+    """Bytes free on the file system that holds `folder`."""
+    return shutil.disk_usage(folder).free
 
 
 def release_memory() -> None:
@@ -56,7 +61,7 @@ def check_memory(source: str, fp32_bytes: int, form: str, lean: bool, lean_possi
     fmt = form.split()[0]
     need = peak_bytes(fp32_bytes, fmt, lean)
     have = available_memory()
-    if have is None or need <= have:
+    if need <= have:
         return need
     gb = 1e9
     lean_need = peak_bytes(fp32_bytes, fmt, True)
@@ -72,4 +77,19 @@ def check_memory(source: str, fp32_bytes: int, form: str, lean: bool, lean_possi
                 f"if the figure is wrong for this machine, set {AVAILABLE_ENV}=<bytes>",
             ]
         ),
+    )
+
+
+def check_disk(out_dir: Path, artifact_bytes: int) -> None:
+    """A KitError naming the figures when `out_dir` lacks room for an export of about `artifact_bytes`: its
+    graph, then the zip that stores the graph again."""
+    need = 2 * artifact_bytes + DISK_MARGIN
+    have = free_disk(out_dir)
+    if need <= have:
+        return
+    gb = 1e9
+    raise KitError(
+        f"the export needs about {need / gb:.1f} GB of disk in {out_dir} (its graph and the zip of it); "
+        f"{have / gb:.1f} GB is free there",
+        "free disk space there, or pass --out on a disk with room, and run it again",
     )
