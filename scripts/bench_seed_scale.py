@@ -37,6 +37,7 @@ from opensearch_kit.artifact import Artifact  # noqa: E402
 from opensearch_kit.deploy import checked, deploy_artifact  # noqa: E402
 from opensearch_kit.errors import KitError  # noqa: E402
 from opensearch_kit.opensearch import Connection  # noqa: E402
+from opensearch_kit.opensearch.heap import breakers  # noqa: E402
 from opensearch_kit.verify.samples import LONG_EN, RERANK_QUERIES  # noqa: E402
 
 SHAPES = {
@@ -192,8 +193,9 @@ def main() -> None:
                 print(f"[{shape}] deploy {fmt} {variant}: {e}", flush=True)
                 continue
             rate = result.uploaded_bytes / 1e6 / max(result.upload_seconds, 1e-9)
+            tripped = sum(p.get("tripped", 0) for p in breakers(transport))  # each trip: a chunk refused with 429
             print(f"[{shape}] deploy {fmt} {variant}: upload {rate:.1f} MB/s ({result.upload_seconds:.0f}s), "
-                  f"deploy {result.deploy_seconds:.0f}s", flush=True)  # fmt: skip
+                  f"deploy {result.deploy_seconds:.0f}s, parent breaker tripped {tripped}x", flush=True)  # fmt: skip
             began = time.monotonic()
             try:
                 parity = checked(transport.ml, result.model_id, artifact)

@@ -12,7 +12,7 @@ from tokenizers import Tokenizer
 from opensearch_kit.errors import KitError, Timeout
 from opensearch_kit.export import export_model
 from opensearch_kit.runtime.sparse import decoded_vocab
-from opensearch_kit.verify.cluster import check_in_cluster, cluster_sparse_weights
+from opensearch_kit.verify.cluster import PredictClock, check_in_cluster, cluster_sparse_weights
 from opensearch_kit.verify.samples import SAMPLE_TEXTS
 
 pytestmark = pytest.mark.export
@@ -52,3 +52,12 @@ def test_a_slow_model_ends_the_check_with_the_truth(ml, tiny_padded, tmp_path):
             check_in_cluster(ml, model_id, export, budget=0.01)
         assert "s per passage" in err.value.message and "cannot reach" not in err.value.message
         assert "serve start" in err.value.fix and "deploy --remote" in err.value.fix
+
+
+def test_the_check_predicts_the_longest_passage_first():
+    """The longest sample bounds what any sample takes: a model too slow for the budget is found on the first call."""
+    calls: list[str] = []
+    clock = PredictClock("m", 3, budget=60)
+    answers = clock.each(["a b", "a b c d", "a"], lambda text, timeout: calls.append(text) or text.upper(), len)
+    assert calls == ["a b c d", "a b", "a"]
+    assert answers == ["A B", "A B C D", "A"] and len(clock.times) == 3
