@@ -29,18 +29,17 @@ class PredictClock:
     fault: nothing is retried, and when the next call would pass the budget (or one call gets no answer within
     what is left of it) the check stops with the measured per-call time and the ways to serve such a model."""
 
-    def __init__(self, model_id: str, total: int, budget: float):
+    def __init__(self, model_id: str, budget: float):
         self.model_id = model_id
-        self.total = total
         self.budget = budget
         self.times: list[float] = []
         self.began = time.monotonic()
 
-    def __call__(self, predict: Callable[[float], T]) -> T:
-        """`predict(timeout)`'s answer, timed."""
+    def timed(self, predict: Callable[[float], T], total: int) -> T:
+        """`predict(timeout)`'s answer, timed; `total`: the passages of the whole check."""
         spent = time.monotonic() - self.began
         if self.times and spent + max(self.times) > self.budget:
-            raise self.too_slow(f"{len(self.times)} of {self.total} passages took {spent:.0f} s")
+            raise self.too_slow(f"{len(self.times)} of {total} passages took {spent:.0f} s")
         started = time.monotonic()
         try:
             answer = predict(max(1.0, self.budget - spent))
@@ -56,7 +55,7 @@ class PredictClock:
         in item order."""
         answers: dict[int, T] = {}
         for i in sorted(range(len(items)), key=lambda i: -size(items[i])):
-            answers[i] = self(lambda timeout, item=items[i]: predict(item, timeout))
+            answers[i] = self.timed(lambda timeout, item=items[i]: predict(item, timeout), len(items))
         return [answers[i] for i in range(len(items))]
 
     def too_slow(self, what: str) -> KitError:
@@ -113,7 +112,7 @@ def _sparse(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
     """Same non-zero tokens, weights within the report's bound (1e-3 for fp32)."""
     expected = report["expected"]
     function = "sparse_tokenize" if report["kind"] == "sparse-tokenizer" else "sparse_encoding"
-    clock = PredictClock(model_id, len(expected["texts"]), budget)
+    clock = PredictClock(model_id, budget)
     answers = clock.each(
         expected["texts"], lambda text, t: cluster_sparse_weights(ml, model_id, [text], function, t), len
     )
@@ -131,7 +130,7 @@ def _dense(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
     if expected["query_vectors"]:
         calls += [(text, "query") for text in expected["texts"]]
         want = want + expected["query_vectors"]
-    clock = PredictClock(model_id, len(calls), budget)
+    clock = PredictClock(model_id, budget)
     answers = clock.each(
         calls, lambda call, t: cluster_embeddings(ml, model_id, [call[0]], call[1], t), lambda c: len(c[0])
     )
@@ -151,7 +150,7 @@ def _dense(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
 def _reranker(ml: MLCommons, model_id: str, report: dict, budget: float) -> dict:
     """|score diff| within the report's bound (1e-3 for fp32) on every sample pair, one _predict per pair."""
     pairs = report["expected"]["pairs"]
-    clock = PredictClock(model_id, len(pairs), budget)
+    clock = PredictClock(model_id, budget)
     answers = clock.each(
         pairs, lambda pair, t: cluster_scores(ml, model_id, pair[0], [pair[1]], t), lambda p: len(p[0]) + len(p[1])
     )

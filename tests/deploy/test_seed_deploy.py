@@ -57,7 +57,7 @@ def test_a_slow_model_ends_the_check_with_the_truth(ml, tiny_padded, tmp_path):
 def test_the_check_predicts_the_longest_passage_first():
     """The longest sample bounds what any sample takes: a model too slow for the budget is found on the first call."""
     calls: list[str] = []
-    clock = PredictClock("m", 3, budget=60)
+    clock = PredictClock("m", budget=60)
     answers = clock.each(["a b", "a b c d", "a"], lambda text, timeout: calls.append(text) or text.upper(), len)
     assert calls == ["a b c d", "a b", "a"]
     assert answers == ["A B", "A B C D", "A"] and len(clock.times) == 3
