@@ -193,16 +193,18 @@ def main() -> None:
                 print(f"[{shape}] deploy {fmt} {variant}: {e}", flush=True)
                 continue
             rate = result.uploaded_bytes / 1e6 / max(result.upload_seconds, 1e-9)
-            tripped = sum(p.get("tripped", 0) for p in breakers(transport))  # each trip: a chunk refused with 429
+            # each trip is a request the node refused with 429; counted since the node started
+            tripped = sum(p.get("tripped", 0) for p in breakers(transport))
             print(f"[{shape}] deploy {fmt} {variant}: upload {rate:.1f} MB/s ({result.upload_seconds:.0f}s), "
-                  f"deploy {result.deploy_seconds:.0f}s, parent breaker tripped {tripped}x", flush=True)  # fmt: skip
+                  f"deploy {result.deploy_seconds:.0f}s, parent breaker trips since node start {tripped}",
+                  flush=True)  # fmt: skip
             began = time.monotonic()
             try:
                 parity = checked(transport.ml, result.model_id, artifact)
                 print(f"[{shape}] in-cluster check {fmt} {variant}: parity ok max|diff| {parity['max_abs_diff']:.1e} "
                       f"({time.monotonic() - began:.0f}s)", flush=True)  # fmt: skip
                 model_id = model_id or result.model_id
-            except KitError as e:  # a model too slow for ML Commons: the check's own verdict
+            except KitError as e:  # the check's verdict: a model too slow for ML Commons, or one that differs
                 print(f"[{shape}] in-cluster check {fmt} {variant} ({time.monotonic() - began:.0f}s): {e}", flush=True)
                 transport.ml.delete(result.model_id)
         onnx = next((a.dir for (fmt, _), a in done.items() if fmt == "onnx"), None)
