@@ -23,11 +23,19 @@ Action = tuple[Doc, str]  # a document and its bulk lines (action + source)
 
 def finish(transport: Transport, meta: IndexMeta, report: IngestReport) -> None:
     """After the last bulk: refresh, warm a sparse_vector index's SEISMIC structures up (POST
-    /_plugins/_neural/warmup: without it the first queries of each segment load them), count the documents."""
-    transport.request("POST", f"/{meta.index}/_refresh")
-    if meta.sparse.type == "sparse_vector":
-        report.warm_up = transport.request("POST", f"/_plugins/_neural/warmup/{meta.index}").get("_shards")
-    report.index_count = transport.request("GET", f"/{meta.index}/_count")["count"]
+    /_plugins/_neural/warmup: without it the first queries of each segment load them), count the documents.
+    These calls are retried; a cluster still gone stops the run with `ClusterLost`: every document was
+    acknowledged, and `--resume` sends none again and checks the count."""
+    try:
+        transport.request("POST", f"/{meta.index}/_refresh", retry=True)
+        if meta.sparse.type == "sparse_vector":
+            warm_up = transport.request("POST", f"/_plugins/_neural/warmup/{meta.index}", retry=True)
+            report.warm_up = warm_up.get("_shards")
+        report.index_count = transport.request("GET", f"/{meta.index}/_count", retry=True)["count"]
+    except Unreachable as e:
+        raise ClusterLost(
+            f"lost the cluster after the last bulk, before the count check: {e.message}", RESUME_FIX
+        ) from e
 
 
 def backoff(attempt: int) -> float:

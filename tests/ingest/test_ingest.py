@@ -15,11 +15,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from flaky_proxy import FlakyProxy
 from helpers import AUTORAG_KO, SCIFACT
 
 from opensearch_kit.index import FIELDS, create_index
+from opensearch_kit.index.meta import IndexMeta
 from opensearch_kit.ingest import ingest
+from opensearch_kit.ingest.bulk import ClusterLost, finish
+from opensearch_kit.ingest.report import IngestReport
 from opensearch_kit.opensearch import Connection
+from opensearch_kit.opensearch.transport import Transport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +55,24 @@ def test_scifact_subset_both_modes_hold_the_same_sparse_vectors(client, deployed
         c = vectors["client"][doc_id]
         assert p.keys() == c.keys(), doc_id
         assert max(abs(p[k] - c[k]) for k in p) <= 1e-3, doc_id
+
+
+def test_a_cluster_lost_after_the_last_bulk_names_resume(client, transport, deployed_splade, fresh):
+    """Every document acknowledged, then the node gone before the refresh and the count (a node killed as an
+    ingest of small batches ends): the run stops naming --resume, which sends nothing again and checks the count,
+    not with a bare "cannot reach"."""
+    model_id, _ = deployed_splade
+    index = fresh("lost-at-finish")
+    create_index(client, index, model_id)
+    meta = IndexMeta.read(transport, index)
+    target = urlsplit(transport.url)
+    proxy = FlakyProxy((target.hostname, target.port), cut_after=0, cuts=None)  # the link is gone for good
+    gone = Transport(proxy_client := Connection(proxy.url).client(), proxy.url, retries=2, backoff=0.1)
+    with pytest.raises(ClusterLost, match="lost the cluster after the last bulk, before the count check") as err:
+        finish(gone, meta, IngestReport(index, "docs.jsonl", "client"))
+    assert "--resume" in err.value.fix
+    # the refresh, tried three times by the kit, each time with opensearch-py's own tries
+    assert proxy.cut_count == 3 * (proxy_client.transport.max_retries + 1)
 
 
 GOOD = [
