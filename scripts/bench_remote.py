@@ -23,6 +23,7 @@ from opensearch_kit.export import export_model
 from opensearch_kit.index import create_index, delete_index
 from opensearch_kit.ingest import ingest
 from opensearch_kit.ingest.ray_engine import ingest_ray
+from opensearch_kit.models import delete_model
 from opensearch_kit.opensearch import Connection
 from opensearch_kit.remote import deploy_remote
 from opensearch_kit.search import QueryOptions, Searcher
@@ -114,8 +115,7 @@ def main() -> None:
         stop_server(port)
         ml.delete(local_id)
         if remote:
-            ml.delete(remote.model_id)
-            transport.request("DELETE", f"/_plugins/_ml/connectors/{remote.connector_id}")
+            delete_model(transport, remote.model_id)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@ served by `opensearch-kit serve` on a local Ray head for the whole session (stop
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 pytestmark = pytest.mark.export
@@ -41,18 +39,10 @@ def server(served_exports):
         stop_server(port)
 
 
-def delete_remote(transport, result) -> None:
-    """Delete a remote model and its connector."""
-    from opensearch_kit.errors import NotFound
-
-    transport.ml.delete(result.model_id)
-    with contextlib.suppress(NotFound):
-        transport.request("DELETE", f"/_plugins/_ml/connectors/{result.connector_id}")
-
-
 @pytest.fixture(scope="session")
 def remote_models(transport, server, served_exports):
     """`deploy --remote` of each served model (checked against its export): RemoteDeployResult by kind."""
+    from opensearch_kit.models import delete_model
     from opensearch_kit.remote import deploy_remote
 
     apis = {"sparse": "opensearch-kit", "dense": "openai", "reranker": "cohere"}
@@ -63,4 +53,4 @@ def remote_models(transport, server, served_exports):
         yield made
     finally:
         for result in made.values():
-            delete_remote(transport, result)
+            delete_model(transport, result.model_id)

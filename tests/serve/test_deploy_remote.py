@@ -1,15 +1,16 @@
 """`deploy --remote` against our Ray Serve server on the live cluster: each kind through its API passes the
-in-cluster parity check, re-running reuses the model, keys stay out of records, and an untrusted endpoint is
-refused with the setting to add (or added with allow_endpoint)."""
+in-cluster parity check, re-running reuses the model, keys stay out of records, an untrusted endpoint is
+refused with the setting to add (or added with allow_endpoint), and deleting a model deletes its connector unless
+another model uses it."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import delete_remote
 
-from opensearch_kit.errors import KitError
+from opensearch_kit.errors import KitError, NotFound
+from opensearch_kit.models import delete_model
 from opensearch_kit.remote import PRIVATE_IP, TRUSTED_REGEX, deploy_remote
 
 
@@ -39,7 +40,29 @@ def test_tei_api_and_the_key_stays_in_the_connector(transport, server, served_ex
         connector = transport.request("GET", f"/_plugins/_ml/connectors/{result.connector_id}")
         assert "s3cret" not in json.dumps(connector)
     finally:
-        delete_remote(transport, result)
+        delete_model(transport, result.model_id)
+
+
+def test_deleting_a_remote_model_deletes_its_connector_unless_another_model_uses_it(transport, server, served_exports):
+    result = deploy_remote(
+        transport, server.url, "reranker", api="cohere", reference=served_exports["reranker"], name="test-shared"
+    )
+    ml = transport.ml
+    body = {"name": "test-shared-2", "function_name": "remote", "connector_id": result.connector_id}
+    other = ml.register_remote({**body, "model_group_id": ml.model_group("test-shared-2")})
+    try:
+        first = delete_model(transport, result.model_id)
+        assert first.connector == {
+            "connector_id": result.connector_id, "deleted": False, "kept_because": f"model(s) {other} use it"
+        }  # fmt: skip
+    finally:
+        last = delete_model(transport, other)
+    assert last.connector["connector_id"] == result.connector_id
+    if last.connector["deleted"]:
+        with pytest.raises(NotFound):
+            transport.request("GET", f"/_plugins/_ml/connectors/{result.connector_id}")
+    else:  # ML Commons matched a live model whose connector id shares a word with this one: it must name it
+        assert "only share a word with it" in last.connector["kept_because"], last.connector
 
 
 def test_no_connector_shape_is_an_error_naming_the_apis(transport, server):
