@@ -4,7 +4,9 @@ which would end every Ray process of the user on this machine).
 Exposure: a head binds every port it opens (GCS, raylet, object manager, workers, the client server and the
 dashboard/runtime-env agents) to 127.0.0.1 only, and runs with Ray's token authentication on; its token is
 generated per head, kept in a 0600 file under the kit's state directory, read by Ray from that path (never put in
-a command line, environment value, output or log) and deleted when the head stops. No dashboard."""
+a command line, environment value, output or log) and deleted when the head stops. No dashboard, and no usage
+reports: Ray's usage stats (sent to Ray's servers; Ray Data's also query a Prometheus on localhost:9090) are off
+for the head and the drivers the kit joins to it, unless the user's RAY_USAGE_STATS_ENABLED says otherwise."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from opensearch_kit.errors import KitError
 
 OBJECT_STORE_BYTES = 300 * 1024**2  # modest: the machine is shared
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")  # Ray reads the token in this order
+USAGE_STATS = "RAY_USAGE_STATS_ENABLED"
 _undo: list[Callable[[], None]] = []  # what `connect` changed in this process, put back by `disconnect`
 
 
@@ -147,7 +150,7 @@ def node_env(token_file: str | None, loopback: bool) -> dict[str, str]:
     the environment wins). With `token_file`, token authentication with that token, whatever RAY_AUTH_* the
     environment has. `loopback`: the node address stays 127.0.0.1 (Ray otherwise swaps 127.0.0.1 for the host's
     address and binds GCS, raylet and workers to every interface); Ray names that switch after Windows/macOS."""
-    env = {"RAY_memory_monitor_refresh_ms": "0", **os.environ}
+    env = {"RAY_memory_monitor_refresh_ms": "0", USAGE_STATS: "0", **os.environ}
     if token_file:
         env = {k: v for k, v in env.items() if k not in AUTH_VARIABLES} | auth_env(token_file)
     if loopback:
@@ -166,6 +169,9 @@ def connect(address: str, head: RayHead | None = None, **init_options) -> None:
         for key, value in ({k: None for k in AUTH_VARIABLES} | auth_env(head.token_file)).items():
             _undo.append(functools.partial(_set_env, key, os.environ.get(key)))
             _set_env(key, value)
+    if USAGE_STATS not in os.environ:
+        _undo.append(functools.partial(_set_env, USAGE_STATS, None))
+        _set_env(USAGE_STATS, "0")
     if head and head.loopback:  # else this process swaps 127.0.0.1 for the host's address, where the head is not
         _undo.append(functools.partial(setattr, ray_constants, "ENABLE_RAY_CLUSTER", ray_constants.ENABLE_RAY_CLUSTER))
         ray_constants.ENABLE_RAY_CLUSTER = False

@@ -2,11 +2,12 @@
 with a local head listen on loopback only (read from the sockets of every process of the head and of the driver;
 Serve replicas' gRPC port, bound by Ray to every interface, refuses calls without the token), the GCS refuses a
 call without the head's token, the token never shows in output, logs, command lines or failure
-files, and no process of the head is left after `serve stop` or after an ingest run, whether it succeeded or failed.
-"""
+files, Ray's usage reports are off in every process of the head, and no process of the head is left after
+`serve stop` or after an ingest run, whether it succeeded or failed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -111,6 +112,18 @@ def assert_token_hidden(token: str, texts: list[str], pids: list[int], paths: li
     assert not leaked, f"the token is written in {leaked}"
 
 
+def assert_usage_stats_off(pids: list[int]) -> None:
+    """Every process of `pids` runs with Ray's usage stats off, but the dashboard and runtime-env agents: Ray starts
+    them with an environment of its own, and they send no usage reports (the dashboard head would; it is off)."""
+    seen = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            if process.name() not in ("ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+                seen[f"{process.name()} {pid}"] = process.environ().get("RAY_USAGE_STATS_ENABLED")
+    assert seen and set(seen.values()) == {"0"}, [k for k, v in seen.items() if v != "0"]
+
+
 def assert_gone(pids: list[int], timeout: float = 30) -> None:
     """Every process of `pids` ended (zombies waiting for their reaper count as ended)."""
 
@@ -147,6 +160,7 @@ def test_serve_start_exposes_only_the_http_route_on_loopback_and_stop_ends_the_h
         assert http_get(f"http://127.0.0.1:{port}/health")["status"] == "ok"
         assert_gcs_demands_token(head["address"], token)
         assert_token_hidden(token, [], pids, [Path(head["temp_dir"])])
+        assert_usage_stats_off(pids)
     finally:
         stopped = runner.invoke(main, ["serve", "stop", "--port", str(port), "--json"])
     assert stopped.exit_code == 0, stopped.output
