@@ -3,6 +3,7 @@ subset."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from contextlib import contextmanager
@@ -27,6 +28,15 @@ def deployed(ml, artifact):
         yield model_id
     finally:
         ml.delete(model_id)
+
+
+def force_memory_bounded(monkeypatch) -> None:
+    """Make tiny models take the memory-bounded export big models take, their small weights stored fp16 too (so
+    that an int8 export has MatMul weights to quantize)."""
+    from opensearch_kit.export import pipeline, quantize
+
+    monkeypatch.setattr(pipeline, "LEAN_ABOVE_BYTES", 0)
+    monkeypatch.setattr(pipeline, "fp16_storage", functools.partial(quantize.fp16_storage, min_elements=256))
 
 
 def write_jsonl(path: Path, docs: list[dict]) -> Path:

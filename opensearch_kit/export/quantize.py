@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,92 @@ def int8_in_place(model_file: Path, per_channel: bool = False) -> list[Path]:
     for stale in fp32_files:
         stale.unlink()
     return save_onnx(onnx.load(str(model_file)), model_file)
+
+
+def int8_from_fp16_storage(model_file: Path) -> list[Path]:
+    """Quantize, in place, the MatMul weights of a graph written with `fp16_storage` (fp16 weight -> Cast ->
+    Transpose -> MatMul) as `quantize_int8(per_channel=True)` quantizes an fp32 graph's, one weight at a time read
+    from the graph's files: the peak is the int8 graph, never the fp16 one whole nor an fp32 copy. Other weights
+    (the embedding table) keep their fp16 storage. The files to zip."""
+    from onnx import helper, numpy_helper
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    model = onnx.load(str(model_file), load_external_data=False)
+    graph, base = model.graph, str(model_file.parent)
+    consumers = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    matched = {}  # id(MatMul) -> weight name; the Cast and Transpose before it are dropped
+    dropped = set()
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT16 or len(init.dims) != 2:
+            continue
+        cast = _only_consumer(consumers, init.name, "Cast")
+        transpose = cast and _only_consumer(consumers, cast.output[0], "Transpose")
+        matmul = transpose and _only_consumer(consumers, transpose.output[0], "MatMul")
+        if matmul and list(transpose.attribute[0].ints) == [1, 0] and matmul.input[1] == transpose.output[0]:
+            matched[id(matmul)] = init.name
+            dropped |= {id(cast), id(transpose)}
+    weights = set(matched.values())
+    initializers = []
+    for init in graph.initializer:
+        if init.name not in weights:
+            if uses_external_data(init):  # kept as it is: its bytes move into the graph, saved again below
+                load_external_data_for_tensor(init, base)
+                init.data_location = onnx.TensorProto.DEFAULT
+                del init.external_data[:]
+            initializers.append(init)
+            continue
+        weight = numpy_helper.to_array(init, base).astype(np.float32).T  # [in, out], as MatMul takes it
+        scale, quantized = int8_per_column(weight)
+        initializers += [
+            numpy_helper.from_array(quantized, f"{init.name}_quantized"),
+            numpy_helper.from_array(scale, f"{init.name}_scale"),
+            numpy_helper.from_array(np.zeros_like(quantized[0]), f"{init.name}_zero_point"),
+        ]
+    nodes, activations = [], set()
+    for node in graph.node:
+        if id(node) in dropped:
+            continue
+        if id(node) not in matched:
+            nodes.append(node)
+            continue
+        x, w, out = node.input[0], matched[id(node)], node.output[0]
+        if x not in activations:  # one DynamicQuantizeLinear per activation, shared by its MatMuls
+            activations.add(x)
+            nodes.append(
+                helper.make_node("DynamicQuantizeLinear", [x], [f"{x}_quantized", f"{x}_scale", f"{x}_zero_point"])
+            )
+        nodes += [
+            helper.make_node("Mul", [f"{x}_scale", f"{w}_scale"], [f"{out}_scale"]),
+            helper.make_node(
+                "MatMulInteger",
+                [f"{x}_quantized", f"{w}_quantized", f"{x}_zero_point", f"{w}_zero_point"],
+                [f"{out}_int32"],
+            ),
+            helper.make_node("Cast", [f"{out}_int32"], [f"{out}_float"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{out}_float", f"{out}_scale"], [out]),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    return save_onnx(model, model_file)
+
+
+def _only_consumer(consumers: dict, name: str, op_type: str):
+    """The one node reading `name`, when there is exactly one and it is an `op_type`; else None."""
+    found = consumers[name]
+    return found[0] if len(found) == 1 and found[0].op_type == op_type else None
+
+
+def int8_per_column(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale per column, int8 weight) as onnxruntime's dynamic quantizer makes them for per-channel, reduce-range
+    int8: symmetric, zero point 0, values in [-64, 64], scale = max |column| / 64 (1 for an all-zero column)."""
+    scale = (np.abs(weight).max(axis=0) * 2 / np.float32(128)).astype(np.float32)
+    scale[scale == 0] = 1
+    return scale, np.clip(np.round(weight / scale), -64, 64).astype(np.int8)
 
 
 def fp16_weights(model_file: Path, min_elements: int = 4096) -> list[Path]:

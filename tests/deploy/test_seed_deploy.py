@@ -1,12 +1,12 @@
 """The Korean sparse encoder's shape, with a vocabulary padded past its tokenizer, deploys in both formats and
 the cluster returns what the export recorded (tiny here; the real size is exported in tests/export and deployed by
-scripts/bench_seed_scale.py)."""
+scripts/bench_seed_scale.py); so does the 1.7B embedder's shape exported memory-bounded as int8 ONNX."""
 
 from __future__ import annotations
 
 import pytest
-from helpers import deployed
-from seed_models import seed_sparse
+from helpers import deployed, force_memory_bounded
+from seed_models import seed_embedder, seed_sparse
 from tokenizers import Tokenizer
 
 from opensearch_kit.errors import KitError, Timeout
@@ -39,6 +39,17 @@ def assert_deploys_with_parity(ml, model: str, out, fmt: str, name: str) -> None
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_tiny_padded_vocabulary_sparse_in_cluster(ml, tiny_padded, tmp_path, fmt):
     assert_deploys_with_parity(ml, tiny_padded, tmp_path, fmt, f"test-padded-tiny-{fmt}")
+
+
+def test_memory_bounded_int8_embedder_in_cluster(ml, tmp_path, monkeypatch):
+    """The int8 graph made from the fp16-stored one runs on the server's ONNX Runtime 1.16 as it ran here."""
+    force_memory_bounded(monkeypatch)
+    model = seed_embedder(tmp_path / "model", tiny=True)
+    export = export_model("dense", str(model), tmp_path / "out", format="onnx", quantize="int8", progress=False)
+    assert export.report["memory_bounded"]
+    with deployed(ml, export) as model_id:
+        check = check_in_cluster(ml, model_id, export)
+        assert check["ok"] and check["min_cosine"] >= 0.995, check
 
 
 def test_a_slow_model_ends_the_check_with_the_truth(ml, tiny_padded, tmp_path):
