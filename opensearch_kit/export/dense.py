@@ -48,7 +48,10 @@ TOKEN_TYPE_MODELS = ("bert", "albert")
 MIN_COSINE = 0.9999
 # The cluster runs fp16 / int8 graphs with other kernels (libtorch 2.5.1, ONNX Runtime 1.16) than the local
 # runtimes that recorded the expected output: these bounds hold the cluster to the precision of the export.
-CLUSTER_MIN_COSINE = {"fp32": MIN_COSINE, "fp16": 0.9995, "int8": 0.995}
+# int8: each layer's dynamic quantization rounds where the kernels differ, and depth adds it up. The 1.7B seed
+# shape's int8 graph (28 layers) gave min cosine 0.9931 on the cluster, and 0.9942-0.9953 on the same local
+# runtime with its graph optimizations lowered; int8 itself is 0.977 from fp32 there.
+CLUSTER_MIN_COSINE = {"fp32": MIN_COSINE, "fp16": 0.9995, "int8": 0.99}
 
 
 @dataclass
