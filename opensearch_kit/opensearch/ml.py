@@ -32,6 +32,7 @@ CHUNK_SIZE = 10_000_000  # ML Commons rejects chunks over 10 MB (ModelHelper.CHU
 MAX_UPLOAD_BYTES = 4 * 1024**3  # MLModelManager.MODEL_FILE_SIZE_LIMIT
 REUSABLE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED"}
 SERVING = ("DEPLOYED", "PARTIALLY_DEPLOYED")
+DUPLICATE_DEPLOY = "duplicate deploy model task"  # MLModelCacheHelper.initModelState: a deploy runs on the node
 BIG_MODEL_HEAP = "a model over 1 GB wants a node heap of 4 GB or more (opensearch-kit cluster start --heap 4g)"
 BREAKER_FIX = (
     "a circuit breaker tripped: free memory/disk or raise plugins.ml_commons.native_memory_threshold / "
@@ -292,9 +293,8 @@ class MLCommons:
             log.warning("%s is %s but no node holds it (a restarted node?): deploying it again", about,
                         model.get("model_state"))  # fmt: skip
         try:
-            task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
             with progress_bar(None, desc=f"deploy {model.get('name', model_id)}", unit="s", enabled=progress) as bar:
-                self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=bar.update)
+                self.deploy_task(model_id, deadline, bar.update)
         except KitError:
             # a deploy beside ours (ML Commons' own) may have won the race: its task, or the model record (409)
             self.settled(model_id, deadline)
@@ -302,6 +302,26 @@ class MLCommons:
                 raise
         self.settled(model_id, deadline)  # the model's record says DEPLOYED a moment after its task completes
         return True
+
+    def deploy_task(self, model_id: str, deadline: float, tick) -> None:
+        """Run a deploy task to its end. While another deploy of the model runs on a node (ML Commons' own
+        redeploy after a restart, which leaves the record as it was: the task fails "Duplicate deploy model task"),
+        wait for that one to load it, asking again every 10 s, until `deadline`."""
+        while True:
+            try:
+                task = self._call(lambda: self.api.deploy_model(model_id=model_id), f"deploy {model_id}")
+                self.wait_task(task["task_id"], max(1.0, deadline - time.monotonic()), tick=tick)
+                return
+            except KitError as e:
+                if DUPLICATE_DEPLOY not in e.message.lower() or time.monotonic() > deadline:
+                    raise
+            log.info("model %s: a deploy of it is running on a node already; waiting for that one", model_id)
+            ask_again = min(deadline, time.monotonic() + 10)
+            while time.monotonic() < ask_again:
+                if self.loaded(model_id):
+                    return
+                time.sleep(1)
+                tick(1)
 
     def settled(self, model_id: str, deadline: float | None = None) -> dict:
         """The model's record once it no longer says DEPLOYING (or at `deadline`, a `time.monotonic()` value: by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -213,6 +214,20 @@ def test_a_model_deleted_while_uploading_stops_the_upload_at_once(ml, tmp_path, 
             ml.delete(m["model_id"])
     assert deleted and deleted[0] in err.value.message and "again" in err.value.fix
     assert "retry" not in caplog.text  # final: not retried as if transient
+
+
+def test_a_deploy_asked_while_another_deploy_of_the_model_runs_waits_for_that_one(ml, splade_export, caplog):
+    """ML Commons redeploys a model itself after a node restart and leaves its record as it was; a deploy asked
+    meanwhile fails on the node ("Duplicate deploy model task"). The kit waits for the running one instead."""
+    model_id = ml.register_zip(splade_export.zip_path, splade_export.register_body, progress=False).model_id
+    try:
+        ml.api.deploy_model(model_id=model_id)  # the deploy beside ours, as ML Commons' own would be
+        with caplog.at_level(logging.INFO, logger="opensearch_kit"):
+            ml.deploy_task(model_id, time.monotonic() + 120, lambda seconds: None)
+        assert "a deploy of it is running on a node already" in caplog.text
+        assert ml.loaded(model_id)
+    finally:
+        ml.delete(model_id)
 
 
 def test_a_breaker_that_keeps_refusing_chunks_names_the_heap(conn, client, tmp_path):
