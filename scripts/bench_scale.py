@@ -45,7 +45,7 @@ from opensearch_kit.wheel_models import wheel_model_path
 
 WARMUP = 10
 MODES = ("bm25", "sparse", "sparse+two-phase", "dense", "hybrid", "hybrid+rrf")
-GRID = {"top_n": (5, 10, 20, 40), "heap_factor": (1.0, 1.5, 2.0)}
+GRID = {"top_n": (5, 10, 20, 40), "heap_factor": (1.0, 1.2, 1.35, 1.5, 2.0)}
 
 
 def pct(values: list[float], q: float) -> float:
