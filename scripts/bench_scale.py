@@ -422,7 +422,7 @@ def main() -> None:
     default = [{"n_postings": "default", "grid": report["seismic"]}]
     for built in default + report["seismic_by_n_postings"]:
         for row in built["grid"]:
-            print(f"seismic n_postings {built['n_postings']} top_n {row['top_n']:2} heap {row['heap_factor']:.1f}: "
+            print(f"seismic n_postings {built['n_postings']} top_n {row['top_n']:2} heap {row['heap_factor']:g}: "
                   f"recall@10 {row['recall@10']:.3f}, p50 {row['p50_ms']:.1f} ms, took {row['took_p50_ms']:.1f} "
                   f"(exact {row['exact_rank_features_p50_ms']:.1f}, "
                   f"took {row['exact_rank_features_took_p50_ms']:.1f})")  # fmt: skip
