@@ -81,6 +81,9 @@ def test_node_killed_mid_ingest_then_every_document_indexed_once(conn, victim, t
     killed = local.running_pids()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
+    gone_by = time.monotonic() + 30  # SIGKILL is asynchronous: a JVM's exit takes a moment to free its ports
+    while not set(local.running_pids()).isdisjoint(killed) and time.monotonic() < gone_by:
+        time.sleep(0.1)
     restart = subprocess.run(
         [*cli, *url, "cluster", "start", "--heap", "1g"], cwd=ROOT, env=env, capture_output=True, text=True
     )
