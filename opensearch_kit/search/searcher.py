@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -28,88 +28,13 @@ from opensearch_kit.search.query import (
     required_pipelines,
     signals_of,
 )
+from opensearch_kit.search.results import SearchResult, hit_of
 
 SparseQueryEncoder = Callable[[str], Mapping[str, float]]
 DenseQueryEncoder = Callable[[str], list[float]]
 Encoding = Literal["auto", "local", "cluster"]
 Fusion = Literal["auto", "client", "server"]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One result. `signals` holds a hybrid query's raw sub-query scores, by signal name, when the request asked
-    for explain (0.0 where a sub-query did not match); None otherwise."""
-
-    id: str
-    score: float
-    source: dict
-    signals: dict[str, float] | None = None
-    chunk: Chunk | None = None  # chunked index: the best-matching chunk of a sparse / dense match
-    highlight: str | None = None  # with highlight: the text field's passage best matching the query's words
-
-    def to_dict(self) -> dict:
-        record = {"id": self.id, "score": self.score, "source": self.source, "signals": self.signals}
-        if self.chunk:
-            record["chunk"] = asdict(self.chunk)
-        if self.highlight is not None:
-            record["highlight"] = self.highlight
-        return record
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A document's best chunk for one signal: its position in the chunk list, its text and its score."""
-
-    signal: str
-    offset: int
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Hits (at most k, from `options.offset` on), the documents matching in all (`total`; a lower bound unless
-    `total_exact`), the wall time of the whole search (query encoding included), and the server's `took`."""
-
-    index: str
-    options: QueryOptions
-    config: IndexConfig
-    hits: list[Hit]
-    latency_ms: float
-    took_ms: int
-    request: SearchRequest
-    total: int = 0
-    total_exact: bool = True
-
-    def to_dict(self) -> dict:
-        return {
-            "index": self.index,
-            "mode": self.options.label,
-            "total": self.total,
-            "total_exact": self.total_exact,
-            "from": self.options.offset,
-            "latency_ms": round(self.latency_ms, 1),
-            "took_ms": self.took_ms,
-            "hits": [hit.to_dict() for hit in self.hits],
-        }
-
-    def summary(self) -> str:
-        """One line per hit: rank, score, id, per-signal scores (with explain) and the start of its text."""
-        total = f"{self.total}{'' if self.total_exact else '+'}"
-        shown_hits = f"{len(self.hits)} of {total} hit(s)"
-        lines = [f"{self.options.label} on {self.index}: {shown_hits} in {self.latency_ms:.0f} ms"]
-        for rank, hit in enumerate(self.hits, self.options.offset + 1):
-            shown = [self.config.title_field, self.config.text_field, *hit.source]
-            snippet = " | ".join(str(hit.source[f]) for f in dict.fromkeys(shown) if f in hit.source)
-            signals = "  " + " ".join(f"{s}={v:.4g}" for s, v in hit.signals.items()) if hit.signals else ""
-            lines.append(f"{rank:>3}. {hit.score:9.4f}  {hit.id}{signals}  {snippet[:80]}")
-            if hit.chunk:
-                c = hit.chunk
-                lines.append(f"       best {c.signal} chunk #{c.offset} ({c.score:.4g}): {c.text[:80]}")
-            if hit.highlight:
-                lines.append(f"       {hit.highlight}")
-        return "\n".join(lines)
 
 
 def read_index_config(transport: Transport, index: str) -> IndexConfig:
@@ -263,8 +188,9 @@ class Searcher:
         )
 
     @cached_property
-    def _second_encoder(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-encoder")  # searches from many threads
+    def _beside(self) -> ThreadPoolExecutor:
+        """Threads for the work a search runs beside its own thread: a second encoding, an early _msearch."""
+        return ThreadPoolExecutor(max_workers=16, thread_name_prefix="search")  # searches from many threads
 
     def encode_local(self, text: str, signals: list[str]) -> dict:
         """`text` encoded by the local encoder of each of `signals`; two run at once (ONNX Runtime leaves the
@@ -272,7 +198,7 @@ class Searcher:
         if len(signals) < 2:
             return {s: self.encoders[s](text) for s in signals}
         first, second = signals
-        pending = self._second_encoder.submit(self.encoders[second], text)
+        pending = self._beside.submit(self.encoders[second], text)
         return {first: self.encoders[first](text), second: pending.result()}
 
     def weighs_per_query(self, options: QueryOptions) -> bool:
@@ -314,7 +240,7 @@ class Searcher:
         response, began = self.sent(lambda: self.send(request), began)
         latency_ms = (time.perf_counter() - began) * 1000
         found = response["hits"]
-        hits = [_hit(h, request.signals, self.config) for h in found["hits"][: request.k]]
+        hits = [hit_of(h, request.signals, self.config) for h in found["hits"][: request.k]]
         total = found.get("total") or {}
         return SearchResult(
             self.index,
@@ -354,21 +280,35 @@ class Searcher:
 
     def search_fused(self, text: str, options: QueryOptions, began: float) -> SearchResult:
         """A hybrid search fused client-side (`search.fused`): the top `pagination depth` hits of every sub-query
-        on every shard, fetched in one _msearch, combined by the hybrid pipeline's fusion, then paged. `total` is a
-        lower bound: the most documents one sub-query matched."""
-        local = self.encoded(text, options)
-        hybrid = self._build(text, options, local)  # checks what the server would (pipelines, weights, signals)
-        definition = hybrid.body.get("search_pipeline") or self.pipeline_definitions([hybrid.pipeline])[hybrid.pipeline]
+        on every shard, combined by the hybrid pipeline's fusion, then paged. The sub-queries that need no query
+        encoding (bm25) go first, in their own _msearch, while the others are encoded here (the server's BM25 work
+        overlaps the encoding); the rest follow in one _msearch. `total` is a lower bound: the most documents one
+        sub-query matched."""
         depth = max(options.offset + options.k, options.pagination_depth or 0)
         alone = replace(options, k=depth, offset=0, hybrid=(), weights=None, rrf=False, pagination_depth=None)
-        requests = [self._build(text, replace(alone, mode=signal), local) for signal in hybrid.signals]
-        lines = msearch_lines(self.index, self.shards, requests)
-        answers, began = self.sent(lambda: self.send_many(lines), began)
+        signals = signals_of(options, self.config)
+        encoded_here = [s for s in ("sparse", "dense") if s in signals and self.uses_local(s)]
+        early = [s for s in signals if s == "bm25"] if encoded_here else []
+        pending = early and self._beside.submit(self.send_many, self.fused_lines(text, alone, early, {}))
+        local = self.encode_local(text, encoded_here)
+        hybrid = self._build(text, options, local)  # checks what the server would (pipelines, weights, signals)
+        definition = hybrid.body.get("search_pipeline") or self.pipeline_definitions([hybrid.pipeline])[hybrid.pipeline]
+        late = [s for s in hybrid.signals if s not in early]
+        answers, began = self.sent(lambda: self.send_many(self.fused_lines(text, alone, late, local)), began)
+        answers = (pending.result() if pending else []) + answers
         latency_ms = (time.perf_counter() - began) * 1000
-        ranked, total = fused_ranking(answers, hybrid.signals, self.shards, definition, options.offset + options.k)
-        page = [replace(_hit(raw, (), self.config), score=score) for raw, score in ranked[options.offset :]]
+        by_signal = {s: answers[n * self.shards : (n + 1) * self.shards] for n, s in enumerate(early + late)}
+        in_order = [answer for signal in hybrid.signals for answer in by_signal[signal]]
+        ranked, total = fused_ranking(in_order, hybrid.signals, self.shards, definition, options.offset + options.k)
+        page = [replace(hit_of(raw, (), self.config), score=score) for raw, score in ranked[options.offset :]]
         took = max(r["took"] for r in answers)
         return SearchResult(self.index, options, self.config, page, latency_ms, took, hybrid, total, False)
+
+    def fused_lines(self, text: str, alone: QueryOptions, signals: list[str], local: dict) -> list[dict]:
+        """The _msearch lines of each of `signals` searched alone with `alone`'s options, on every shard."""
+        return msearch_lines(
+            self.index, self.shards, [self._build(text, replace(alone, mode=s), local) for s in signals]
+        )
 
     def sent(self, send: Callable[[], T], began: float) -> tuple[T, float]:
         """`send()`'s answer and the time the search began. When a model is still warming up after a node restart,
@@ -410,40 +350,3 @@ class Searcher:
         """After a node restart: the index's models served again (`MLCommons.restore`); whether any needed it."""
         ids = [getattr(self.config, f"{s}_model_id") for s in ("sparse", "dense", "reranker")]
         return any([self.transport.ml.restore(m) for m in ids if m])
-
-
-def _hit(raw: dict, signals: tuple[str, ...], config: IndexConfig) -> Hit:
-    source = dict(raw.get("_source") or {})
-    chunks = source.pop(config.chunks_field, None) if config.chunks_field else None
-    passages = (raw.get("highlight") or {}).get(config.text_field)
-    return Hit(
-        raw["_id"],
-        float(raw["_score"]),
-        source,
-        _signal_scores(raw, signals),
-        _best_chunk(raw, chunks),
-        passages[0] if passages else None,
-    )
-
-
-def _best_chunk(raw: dict, chunks: list[str] | None) -> Chunk | None:
-    """The first signal's (sparse, then dense) inner hit: the best chunk of the nested match."""
-    inner = raw.get("inner_hits") or {}
-    for signal in ("sparse", "dense"):
-        found = ((inner.get(signal) or {}).get("hits") or {}).get("hits") or []
-        if found:
-            offset = int(found[0]["_nested"]["offset"])
-            text = chunks[offset] if chunks and offset < len(chunks) else ""
-            return Chunk(signal, offset, text, float(found[0].get("_score") or 0.0))
-    return None
-
-
-def _signal_scores(raw: dict, signals: tuple[str, ...]) -> dict[str, float] | None:
-    """Raw sub-query scores from a hybrid hit's explanation: its top level has one detail per sub-query."""
-    explanation = raw.get("_explanation")
-    if not signals or not explanation:
-        return None
-    details = explanation.get("details") or []
-    if len(details) != len(signals):
-        return None
-    return {s: float(d["value"]) for s, d in zip(signals, details, strict=True)}

@@ -1,7 +1,8 @@
 """Client-side hybrid fusion against the server's, on the live cluster: a SciFact subset on two shards with the
 in-cluster sparse and dense models. For every query and fusion (the index's min-max pipeline, --weights, RRF,
-l2 + geometric mean, z-score), a filter and a second page, `Searcher(fusion="client")` returns the documents and
-float32 scores the hybrid query returns (documents tied at the cut may swap), in one _msearch."""
+l2 + geometric mean, z-score), sub-queries in another order, a filter and a second page, `Searcher(fusion="client")`
+returns the documents and float32 scores the hybrid query returns (documents tied at the cut may swap): the bm25
+sub-query in an _msearch sent while the others are encoded, the rest in a second one."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def hits(result) -> list[tuple[str, float]]:
     [
         ("hybrid", None, {}),
         ("hybrid", None, {"weights": (0.6, 0.1, 0.3)}),
+        ("hybrid", None, {"hybrid": ("dense", "sparse", "bm25"), "weights": (0.6, 0.1, 0.3)}),  # bm25 sent first
         ("hybrid+rrf", None, {}),
         ("hybrid", "l2-geometric", {}),
         ("hybrid", "z-score", {"hybrid": ("bm25", "dense")}),
