@@ -123,8 +123,9 @@ weights_option = click.option(
     type=click.Choice(["auto", "client", "server"]),
     default="auto",
     show_default=True,
-    help="Where hybrid sub-queries are combined: client (each sub-query alone in one _msearch, fused here as the "
-    "pipeline would: the same hits, faster), server (the hybrid query), auto (client where it can).",
+    help="Where hybrid sub-queries are combined: client (each sub-query alone in _msearch, bm25 ahead of the "
+    "encoding; fused here as the pipeline would: the same hits, faster), server (the hybrid query), auto (client "
+    "where it can).",
 )
 @filter_options
 @seismic_options

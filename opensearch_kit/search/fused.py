@@ -1,5 +1,5 @@
-"""The wire side of client-side hybrid fusion (`Searcher(fusion="client")`): one _msearch holding every sub-query
-alone on every shard, and the fused ranking from its answers. The fusion itself, as neural-search computes it, is
+"""The wire side of client-side hybrid fusion (`Searcher(fusion="client")`): _msearch lines holding sub-queries
+alone on every shard, and the fused ranking from their answers. The fusion itself, as neural-search computes it, is
 `search.fusion` (numpy: imported when a search is fused)."""
 
 from __future__ import annotations

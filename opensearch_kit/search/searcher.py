@@ -75,8 +75,9 @@ class Searcher:
 
     `fusion`: where a hybrid query's sub-queries are combined. "server": the hybrid query and its pipeline, which
     scores every match of every sub-query (4x BM25 at 10^5 documents). "client": each sub-query alone (it stops
-    early) per shard, in one _msearch, combined here as neural-search does (`search.fused`: the same hits and
-    float32 scores; tied documents may swap). "auto": client wherever it can (`search.fused.blocker`), else server."""
+    early) per shard, in _msearch (`search_fused`), combined here as neural-search does (`search.fused`: the same
+    hits and float32 scores; tied documents may swap). "auto": client wherever it can (`search.fused.blocker`),
+    else server."""
 
     def __init__(
         self,
