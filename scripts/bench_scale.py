@@ -2,6 +2,7 @@
 
     python scripts/bench_scale.py --url http://127.0.0.1:9200 --docs 10000 [--queries 200]
         [--ray-docs 1000] [--out scale.json] [--chart scale.png] [--reuse] [--no-field-sizes]
+        [--n-postings 800 [--cluster-ratio 0.1,0.2] [--summary-prune-ratio 0.4]]
 
 Builds a deterministic corpus (scripts/scale_corpus.py), deploys both ONNX exports (so in-cluster and local query
 encoding run the very same graphs), then measures, for that N:
@@ -15,7 +16,9 @@ encoding run the very same graphs), then measures, for that N:
   sub-query's server time, the hybrid's, the HTTP round trip);
 - QPS of bm25 and hybrid (local encoding) at 1/4/8 clients, with errors;
 - SEISMIC recall@10 against the exact rank_features ranking of the same query tokens, and both p50s (wall and
-  server took), over a top_n x heap_factor grid.
+  server took), over a top_n x heap_factor grid, beside a search that scores nothing (match_none: the fixed cost of
+  a search); on the default index and on copies built with each combination of --n-postings, --cluster-ratio and
+  --summary-prune-ratio.
 Every index is force-merged to one segment before querying (SEISMIC clusters whole segments). One JSON report and
 a chart. Figures are wall times on this machine as it is: say how loaded it was.
 """
@@ -23,6 +26,7 @@ a chart. Figures are wall times on this machine as it is: say how loaded it was.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -143,19 +147,23 @@ def latencies(paths: dict[str, tuple[Searcher, QueryOptions]], texts: list[str])
 
 def seismic_grid(cluster, rf: str, sv: str, texts: list[str], words, ids) -> list[dict]:
     """recall@10 of SEISMIC against the exact rank_features top 10 of the same query tokens, and both p50s: the
-    client's wall time and the server's `took` (the search alone, without the round trip)."""
+    client's wall time and the server's `took` (the search alone, without the round trip); and the p50 of a search
+    that scores nothing (`match_none`, size 10): what every search costs besides its query phase."""
     word_tokens = {t: words(t) for t in texts}
     id_tokens = {t: ids(t) for t in texts}
     exact = Searcher(cluster, rf, sparse_encoder=word_tokens.__getitem__, encoding="local")
     seismic = Searcher(cluster, sv, sparse_encoder=id_tokens.__getitem__, encoding="local")
     options = QueryOptions(mode="sparse", k=10, source=())
-    truth, exact_ms, exact_took = {}, [], []
+    truth, exact_ms, exact_took, nothing_ms = {}, [], [], []
     for n, text in enumerate(texts):
         result = exact.search(text, options)
         truth[text] = {h.id for h in result.hits}
+        began = time.perf_counter()
+        cluster.request("POST", f"/{sv}/_search", {"size": 10, "_source": False, "query": {"match_none": {}}})
         if n >= WARMUP:
             exact_ms.append(result.latency_ms)
             exact_took.append(result.took_ms)
+            nothing_ms.append((time.perf_counter() - began) * 1000)
     rows = []
     for top_n in GRID["top_n"]:
         for heap_factor in GRID["heap_factor"]:
@@ -171,19 +179,21 @@ def seismic_grid(cluster, rf: str, sv: str, texts: list[str], words, ids) -> lis
             rows.append({"top_n": top_n, "heap_factor": heap_factor, "recall@10": round(statistics.mean(found), 4),
                          "p50_ms": round(statistics.median(ms), 2), "took_p50_ms": statistics.median(took),
                          "exact_rank_features_p50_ms": round(statistics.median(exact_ms), 2),
-                         "exact_rank_features_took_p50_ms": statistics.median(exact_took)})  # fmt: skip
+                         "exact_rank_features_took_p50_ms": statistics.median(exact_took),
+                         "match_none_p50_ms": round(statistics.median(nothing_ms), 2)})  # fmt: skip
     return rows
 
 
-def seismic_with(conn: Connection, rf: str, sparse_dir: Path, n_postings: int, texts: list[str], words, ids) -> dict:
-    """A sparse_vector copy of the rank_features index built with `n_postings` (refresh off while copying, so
-    SEISMIC clusters once, at the merge, not at every refresh and merge), its build time and size, and its grid."""
+def seismic_with(conn: Connection, rf: str, sparse_dir: Path, seismic: Seismic, texts: list[str], words, ids) -> dict:
+    """A sparse_vector copy of the rank_features index built with `seismic`'s index parameters (refresh off while
+    copying, so SEISMIC clusters once, at the merge, not at every refresh and merge), its build time and size, and
+    its grid."""
     cluster = conn.transport(timeout=3600)
-    sv = f"scale-sparse-vector-np{n_postings}"
+    built_with = seismic.parameters()
+    sv = "scale-sparse-vector-" + "-".join(f"{k}{v}" for k, v in built_with.items() if k != "approximate_threshold")
     delete_index(cluster, sv, missing_ok=True)
     began = time.perf_counter()
     model = IndexMeta.read(cluster, rf).sparse.model_id
-    seismic = Seismic(n_postings=n_postings)
     create_index(cluster, sv, model, sparse_type="sparse_vector", sparse_encoder=sparse_dir, seismic=seismic)
     cluster.request("PUT", f"/{sv}/_settings", {"index": {"refresh_interval": "-1"}})
     copy_as_token_ids(conn, rf, sv, sparse_dir)
@@ -191,14 +201,20 @@ def seismic_with(conn: Connection, rf: str, sparse_dir: Path, n_postings: int, t
     merged(cluster, sv)
     built = time.perf_counter() - began
     docs = count(cluster, sv)
-    out = {
-        "n_postings": n_postings,
-        "build_s": round(built, 1),
-        "bytes_per_doc": round(store_bytes(cluster, sv) / docs, 1),
-    }
+    out = {"index": built_with, "build_s": round(built, 1), "bytes_per_doc": round(store_bytes(cluster, sv) / docs, 1)}
     out["grid"] = seismic_grid(cluster, rf, sv, texts, words, ids)
     delete_index(cluster, sv)
     return out
+
+
+def seismic_builds(n_postings: str, cluster_ratios: str, summary_prune_ratios: str) -> list[Seismic]:
+    """One Seismic per combination of the comma-separated values (an empty list: neural-search's default); none
+    when all three are empty."""
+    values = [[cast(v) for v in text.split(",") if v.strip()] or [None] for text, cast in (
+        (n_postings, int), (cluster_ratios, float), (summary_prune_ratios, float))]  # fmt: skip
+    if values == [[None]] * 3:
+        return []
+    return [Seismic(n, c, p) for n, c, p in itertools.product(*values)]
 
 
 def brief(ingested: dict) -> dict:
@@ -247,6 +263,11 @@ def engines(conn: Connection, ids: dict, dirs: dict, corpus: Path, docs: int) ->
     return out
 
 
+def built_label(parameters: dict) -> str:
+    """`n_postings 800, cluster_ratio 0.2`: the index parameters a SEISMIC copy was built with."""
+    return ", ".join(f"{k} {v:g}" for k, v in parameters.items() if k != "approximate_threshold") or "default index"
+
+
 def chart(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -260,8 +281,8 @@ def chart(report: dict, path: Path) -> None:
     left.set_xlabel("p50 ms (wall, query encoding included)")
     left.set_title(f"{report['docs']} documents: query latency per path")
     left.invert_yaxis()
-    builds = [("default n_postings", report["seismic"])]
-    builds += [(f"n_postings {b['n_postings']}", b["grid"]) for b in report.get("seismic_by_n_postings", [])]
+    builds = [("default index", report["seismic"])]
+    builds += [(built_label(b["index"]), b["grid"]) for b in report.get("seismic_builds", [])]
     for label, grid in builds:
         right.scatter([r["p50_ms"] for r in grid], [r["recall@10"] for r in grid], label=label)
         for r in grid:
@@ -297,8 +318,13 @@ def main() -> None:
     parser.add_argument(
         "--n-postings",
         default="",
-        help="comma-separated SEISMIC n_postings values: a sparse_vector copy built with each, gridded like the "
-        "default one (neural-search's default keeps max(0.0005 x N, 160) documents per token)",
+        help="comma-separated SEISMIC n_postings values: a sparse_vector copy built with each (and each value of "
+        "the next two), gridded like the default one (neural-search's default keeps max(0.0005 x N, 160) documents "
+        "per token)",
+    )
+    parser.add_argument("--cluster-ratio", default="", help="comma-separated SEISMIC cluster_ratio values, as above")
+    parser.add_argument(
+        "--summary-prune-ratio", default="", help="comma-separated SEISMIC summary_prune_ratio values, as above"
     )
     parser.add_argument("--out", type=Path, default=Path("bench_scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench_scale.png"))
@@ -403,11 +429,10 @@ def main() -> None:
     save()
     report["seismic"] = seismic_grid(cluster, rf, sv, texts, words, token_ids)
     save()
-    report["seismic_by_n_postings"] = [] if args.n_postings else earlier.get("seismic_by_n_postings", [])
-    for n_postings in [int(n) for n in args.n_postings.split(",") if n.strip()]:
-        report["seismic_by_n_postings"].append(
-            seismic_with(conn, rf, dirs["sparse"], n_postings, texts, words, token_ids)
-        )
+    builds = seismic_builds(args.n_postings, args.cluster_ratio, args.summary_prune_ratio)
+    report["seismic_builds"] = [] if builds else earlier.get("seismic_builds", [])
+    for seismic in builds:
+        report["seismic_builds"].append(seismic_with(conn, rf, dirs["sparse"], seismic, texts, words, token_ids))
         save()
     report["heap_mb"]["end"] = heap_mb(cluster)
     save()
@@ -419,13 +444,13 @@ def main() -> None:
     for row in report["load"]:
         print(f"load {row['mode']:7} {row['clients']} clients: {row['qps']:6.1f} QPS, p50 {row['p50_ms']:.1f} ms, "
               f"errors {row['errors']}")  # fmt: skip
-    default = [{"n_postings": "default", "grid": report["seismic"]}]
-    for built in default + report["seismic_by_n_postings"]:
+    for built in [{"index": {}, "grid": report["seismic"]}] + report["seismic_builds"]:
         for row in built["grid"]:
-            print(f"seismic n_postings {built['n_postings']} top_n {row['top_n']:2} heap {row['heap_factor']:g}: "
+            print(f"seismic {built_label(built['index'])}: top_n {row['top_n']:2} heap {row['heap_factor']:g}: "
                   f"recall@10 {row['recall@10']:.3f}, p50 {row['p50_ms']:.1f} ms, took {row['took_p50_ms']:.1f} "
                   f"(exact {row['exact_rank_features_p50_ms']:.1f}, "
-                  f"took {row['exact_rank_features_took_p50_ms']:.1f})")  # fmt: skip
+                  f"took {row['exact_rank_features_took_p50_ms']:.1f}; "
+                  f"match_none {row['match_none_p50_ms']:.1f})")  # fmt: skip
     print(f"wrote {args.out} and {args.chart}")
 
 
