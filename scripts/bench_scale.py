@@ -190,7 +190,7 @@ def seismic_with(conn: Connection, rf: str, sparse_dir: Path, seismic: Seismic, 
     its grid."""
     cluster = conn.transport(timeout=3600)
     built_with = seismic.parameters()
-    sv = "scale-sparse-vector-" + "-".join(f"{k}{v}" for k, v in built_with.items() if k != "approximate_threshold")
+    sv = "scale-sparse-vector-" + built_label(built_with).replace(", ", "-").replace(" ", "")
     delete_index(cluster, sv, missing_ok=True)
     began = time.perf_counter()
     model = IndexMeta.read(cluster, rf).sparse.model_id

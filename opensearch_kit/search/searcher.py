@@ -166,12 +166,12 @@ class Searcher:
         """The request for `text`, with query vectors encoded locally where this searcher does so; what the
         cluster lacks is refused first."""
         self.require_features(options)
-        return self._build(text, options, self.encoded(text, options))
+        return self._build(text, options, self.encode_local(text, self.encoded_here(options)))
 
-    def encoded(self, text: str, options: QueryOptions) -> dict:
-        """`text` encoded by each local encoder the request's signals use: {"sparse": tokens, "dense": vector}."""
+    def encoded_here(self, options: QueryOptions) -> list[str]:
+        """The signals of a request with `options` that this searcher encodes locally (sparse, dense)."""
         signals = signals_of(options, self.config)
-        return self.encode_local(text, [s for s in ("sparse", "dense") if s in signals and self.uses_local(s)])
+        return [s for s in ("sparse", "dense") if s in signals and self.uses_local(s)]
 
     def _build(self, text: str, options: QueryOptions, local: dict) -> SearchRequest:
         tokens, vector = local.get("sparse"), local.get("dense")
@@ -287,9 +287,8 @@ class Searcher:
         sub-query matched."""
         depth = max(options.offset + options.k, options.pagination_depth or 0)
         alone = replace(options, k=depth, offset=0, hybrid=(), weights=None, rrf=False, pagination_depth=None)
-        signals = signals_of(options, self.config)
-        encoded_here = [s for s in ("sparse", "dense") if s in signals and self.uses_local(s)]
-        early = [s for s in signals if s == "bm25"] if encoded_here else []
+        encoded_here = self.encoded_here(options)
+        early = [s for s in signals_of(options, self.config) if s == "bm25"] if encoded_here else []
         pending = early and self._beside.submit(self.send_many, self.fused_lines(text, alone, early, {}))
         local = self.encode_local(text, encoded_here)
         hybrid = self._build(text, options, local)  # checks what the server would (pipelines, weights, signals)
